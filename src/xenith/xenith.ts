@@ -163,11 +163,16 @@ export class Xenith {
   /** `new`: each open keeps its own result; reading without writing makes a plain window. */
   private openNew(_flags: OpenFlags, ctx: Ctx): Handle {
     let id: number | null = null;
+    // The result is read sequentially, whatever the offset: after a write the
+    // file offset has moved past the request, yet the reply must still be read.
+    let served = 0;
     return {
       read: (r) => {
         if (id === null) id = this.createWindow().id;
         const s = Buffer.from(`${id}\n`);
-        return s.subarray(Math.min(r.offset, s.length), Math.min(s.length, r.offset + r.count));
+        const out = s.subarray(Math.min(served, s.length), Math.min(s.length, served + r.count));
+        served += out.length;
+        return out;
       },
       write: async (w) => {
         const lines = w.data.toString("utf8").split("\n").map((l) => l.trim()).filter(Boolean);
@@ -175,13 +180,13 @@ export class Xenith {
         const m = /^(\S+)\s*(.*)$/.exec(lines[0])!;
         const [verb, args] = [m[1], m[2]];
         if (verb === "window") {
-          const name = args.trim();
-          id = this.createWindow("window", name).id;
+          id = this.createWindow("window", args.trim()).id;
         } else {
           const h = this.newVerbs.get(verb);
           if (!h) throw errs.inval(`new: unknown request: ${lines[0]}`);
           id = await h(verb, args, ctx);
         }
+        served = 0;
         return w.data.length;
       },
       close() {},
