@@ -1,0 +1,240 @@
+// `npm run bench`: pi9 against diod, same client, same machine, same run.
+//
+// Starts both servers on unix sockets, gives them the same bytes, then for
+// every metric runs timed rounds with the load client (bench/load.ts, in
+// child processes), alternating which server goes first, and prints the
+// median of each server and the pi9/diod ratio. See bench/README.md.
+//
+// Options (argv `--name value`, or env PI9_BENCH_NAME):
+//   --size-mib N      large body size (256)
+//   --small-bytes N   small file size (1024)
+//   --seconds S       timed length of one round (2)
+//   --warm-seconds S  untimed warm-up round before the first timed one (1)
+//   --rounds N        timed rounds per metric and server (5)
+//   --depth N         small-op cycles in flight per connection (1)
+//   --read-depth N    Treads in flight on the sequential read (1)
+//   --conns LIST      connection counts for the small-op metric (1,8)
+//   --msizes LIST     msizes for the sequential read (65536,1048576)
+//   --procs N         client processes for multi-connection runs (one per connection, at most N; 8)
+//   --only LIST       metrics to run: cycles,read (both)
+//   --node-flags STR  extra node flags for the pi9 server (e.g. --cpu-prof)
+//   --diod PATH       diod binary (/usr/sbin/diod)
+//   --json FILE       also write the results as JSON
+
+import { fork, ChildProcess, execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { FromWorker, Job, Result, ToWorker } from "./load.js";
+import { makeContent, Server, startDiod, startPi9, verify } from "./servers.js";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+
+function options() {
+  const argv = process.argv.slice(2);
+  const get = (name: string, def: string): string => {
+    for (let i = 0; i < argv.length; i++) {
+      if (argv[i] === `--${name}` && i + 1 < argv.length) return argv[i + 1];
+      if (argv[i].startsWith(`--${name}=`)) return argv[i].slice(name.length + 3);
+    }
+    return process.env[`PI9_BENCH_${name.toUpperCase().replace(/-/g, "_")}`] ?? def;
+  };
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write("usage: npm run bench -- [--size-mib N] [--seconds S] [--rounds N] [--depth N] [--read-depth N] [--conns 1,8] [--msizes 65536,1048576] [--procs N] [--only cycles,read] [--node-flags STR] [--json FILE]\n");
+    process.exit(0);
+  }
+  const num = (name: string, def: number, min: number, max: number) => {
+    const v = Number(get(name, String(def)));
+    if (!Number.isFinite(v) || v < min || v > max) { process.stderr.write(`bench: --${name} must be a number in ${min}..${max}\n`); process.exit(2); }
+    return v;
+  };
+  const list = (name: string, def: string) => get(name, def).split(",").map((s) => s.trim()).filter(Boolean);
+  return {
+    sizeMiB: num("size-mib", 256, 1, 4096),
+    smallBytes: Math.floor(num("small-bytes", 1024, 1, 65536)),
+    seconds: num("seconds", 2, 0.1, 120),
+    warmSeconds: num("warm-seconds", 1, 0, 120),
+    rounds: Math.floor(num("rounds", 5, 1, 50)),
+    depth: Math.floor(num("depth", 1, 1, 256)),
+    readDepth: Math.floor(num("read-depth", 1, 1, 64)),
+    conns: list("conns", "1,8").map(Number).filter((n) => Number.isInteger(n) && n > 0 && n <= 256),
+    msizes: list("msizes", "65536,1048576").map(Number).filter((n) => Number.isInteger(n) && n >= 4096),
+    procs: Math.floor(num("procs", 8, 1, 64)),
+    only: new Set(list("only", "cycles,read")),
+    nodeFlags: get("node-flags", "").split(/\s+/).filter(Boolean),
+    diod: get("diod", "/usr/sbin/diod"),
+    json: get("json", ""),
+  };
+}
+
+// ---- cleanup: everything started here is stopped on every way out ----------
+
+const children = new Set<ChildProcess>();
+const tmpDirs = new Set<string>();
+let servers: Server[] = [];
+
+function cleanupSync() {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+  for (const s of servers) if (s.proc.exitCode === null && s.proc.signalCode === null) s.proc.kill("SIGKILL");
+  for (const d of tmpDirs) rmSync(d, { recursive: true, force: true });
+}
+process.on("exit", cleanupSync);
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(sig, () => { process.stderr.write(`bench: ${sig}: stopping\n`); process.exit(130); });
+
+// ---- running the load client ------------------------------------------------
+
+/** One timed measurement: fork the workers, let them connect and warm up, start them together, sum. */
+async function measure(jobs: Job[], ms: number): Promise<{ ops: number; bytes: number; ms: number; msize: number; rate: number; byteRate: number }> {
+  const workers = jobs.map(() => {
+    const c = fork(path.join(HERE, "load.js"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    children.add(c);
+    c.once("exit", () => children.delete(c));
+    return c;
+  });
+  const next = (c: ChildProcess, what: string, timeoutMs: number) => new Promise<FromWorker>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`load client: no ${what} within ${timeoutMs} ms`)), timeoutMs);
+    const onExit = (code: number | null) => { clearTimeout(t); reject(new Error(`load client exited (${code}) before ${what}`)); };
+    c.once("exit", onExit);
+    c.once("message", (m: FromWorker) => {
+      clearTimeout(t); c.off("exit", onExit);
+      if ("error" in m) reject(new Error(`load client: ${m.error}`)); else resolve(m);
+    });
+  });
+  try {
+    const ready = workers.map((c, i) => { const p = next(c, "ready", 30000 + jobs[i].warmMs); c.send({ cmd: "job", job: jobs[i] } satisfies ToWorker); return p; });
+    const readies = await Promise.all(ready);
+    const results = workers.map((c) => { const p = next(c, "result", ms + 30000); c.send({ cmd: "go", ms } satisfies ToWorker); return p; });
+    const rs = (await Promise.all(results)).map((m) => (m as { result: Result }).result);
+    let rate = 0, byteRate = 0, ops = 0, bytes = 0, maxMs = 0;
+    for (const r of rs) { rate += r.ops / (r.ms / 1000); byteRate += r.bytes / (r.ms / 1000); ops += r.ops; bytes += r.bytes; maxMs = Math.max(maxMs, r.ms); }
+    const msize = (readies[0] as { msize: number }).msize;
+    return { ops, bytes, ms: maxMs, msize, rate, byteRate };
+  } finally {
+    for (const c of workers) { if (c.connected) c.send({ cmd: "exit" } satisfies ToWorker); }
+    await Promise.all(workers.map((c) => new Promise<void>((r) => {
+      if (c.exitCode !== null || c.signalCode !== null) { r(); return; }
+      const t = setTimeout(() => c.kill("SIGKILL"), 3000);
+      c.once("exit", () => { clearTimeout(t); r(); });
+    })));
+  }
+}
+
+interface Metric {
+  key: string;
+  label: string;
+  unit: string;
+  jobs(s: Server, warmMs: number): Job[];
+  value(r: { rate: number; byteRate: number }): number;
+}
+
+function split(n: number, parts: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < parts; i++) out.push(Math.floor(n / parts) + (i < n % parts ? 1 : 0));
+  return out.filter((x) => x > 0);
+}
+
+function median(xs: number[]) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function fmt(v: number) { return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2); }
+
+function machine() {
+  const cpus = os.cpus();
+  let diodVersion = "diod";
+  try { diodVersion = "diod " + execFileSync("dpkg-query", ["-W", "-f", "${Version}", "diod"], { encoding: "utf8" }).trim(); } catch { /* not Debian */ }
+  return `${cpus.length} × ${cpus[0]?.model ?? "cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${os.release()}, node ${process.version}, ${diodVersion}`;
+}
+
+async function main() {
+  const o = options();
+  const started = Date.now();
+  const metrics: Metric[] = [];
+  if (o.only.has("cycles")) for (const conns of o.conns) {
+    metrics.push({
+      key: `cycles-${conns}`, label: `small-op cycles/s, ${conns} conn${conns > 1 ? "s" : ""}`, unit: "cycles/s",
+      jobs: (s, warmMs) => split(conns, Math.min(conns, o.procs)).map((n) => ({
+        kind: "cycles", sock: s.sock, aname: s.aname, names: s.small, msize: 65536,
+        readCount: 4096, expect: o.smallBytes, conns: n, depth: o.depth, warmMs,
+      })),
+      value: (r) => r.rate,
+    });
+  }
+  const size = o.sizeMiB * 2 ** 20;
+  if (o.only.has("read")) for (const msize of o.msizes) {
+    metrics.push({
+      key: `read-${msize}`, label: `seq read MiB/s, msize ${msize >= 1 << 20 ? `${msize / 2 ** 20} MiB` : `${msize / 1024} KiB`}`, unit: "MiB/s",
+      jobs: (s, warmMs) => [{ kind: "seqread", sock: s.sock, aname: s.aname, names: s.large, msize, size, depth: o.readDepth, warmMs }],
+      value: (r) => r.byteRate / 2 ** 20,
+    });
+  }
+  const steps = metrics.length * 2 * o.rounds;
+  const boundMs = 120000 + steps * (o.seconds * 1000 + 15000) + metrics.length * 2 * (o.warmSeconds * 1000 + 15000) + o.sizeMiB * 200;
+  const watchdog = setTimeout(() => { process.stderr.write(`bench: still running after ${Math.round(boundMs / 1000)} s: giving up\n`); process.exit(3); }, boundMs);
+  watchdog.unref();
+
+  process.stderr.write(`bench: ${machine()}\n`);
+  process.stderr.write(`bench: preparing ${o.sizeMiB} MiB large body and ${o.smallBytes} B small file\n`);
+  const tmp = mkdtempSync(path.join(os.tmpdir(), "pi9-bench-"));
+  tmpDirs.add(tmp);
+  const small = makeContent(o.smallBytes, 7);
+  const large = makeContent(size, 9);
+  const t0 = Date.now();
+  const pi9 = await startPi9(tmp, small, large, o.nodeFlags);
+  servers.push(pi9);
+  process.stderr.write(`bench: pi9 filled through 9P in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+  const diod = await startDiod(tmp, small, large, o.diod);
+  servers.push(diod);
+  tmpDirs.add(diod.dir);
+  for (const s of servers) for (const m of o.msizes) await verify(s, small, large, m);
+  process.stderr.write("bench: both servers verified (same bytes at start, seam and end)\n");
+
+  const results: Record<string, { pi9: number[]; diod: number[]; msize: Record<string, number> }> = {};
+  for (const [mi, m] of metrics.entries()) {
+    results[m.key] = { pi9: [], diod: [], msize: {} };
+    if (o.warmSeconds > 0) for (const s of servers) await measure(m.jobs(s, 200), o.warmSeconds * 1000);
+    for (let r = 0; r < o.rounds; r++) {
+      const order = (r + mi) % 2 === 0 ? [pi9, diod] : [diod, pi9];
+      for (const s of order) {
+        const res = await measure(m.jobs(s, 200), o.seconds * 1000);
+        const v = m.value(res);
+        results[m.key][s.name].push(v);
+        results[m.key].msize[s.name] = res.msize;
+        process.stderr.write(`bench: ${m.label}  round ${r + 1}/${o.rounds}  ${s.name.padEnd(4)} ${fmt(v)}\n`);
+      }
+    }
+  }
+
+  // ---- report -----------------------------------------------------------
+  const rows: string[][] = [["metric", "pi9", "diod", "pi9/diod"]];
+  const out: Record<string, unknown> = {};
+  for (const m of metrics) {
+    const r = results[m.key];
+    const a = median(r.pi9), b = median(r.diod);
+    let label = m.label;
+    if (m.key.startsWith("read-") && r.msize.pi9 !== r.msize.diod) label += ` (negotiated: pi9 ${r.msize.pi9}, diod ${r.msize.diod})`;
+    else if (m.key.startsWith("read-")) label += ` (negotiated ${r.msize.pi9})`;
+    rows.push([label, fmt(a), fmt(b), `${(a / b).toFixed(2)}×`]);
+    out[m.key] = { label, unit: m.unit, pi9: a, diod: b, ratio: a / b, rounds: r };
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  const line = (row: string[]) => row.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  process.stdout.write(`\npi9 vs diod — ${machine()}\n`);
+  process.stdout.write(`unix sockets; medians of ${o.rounds} rounds of ${o.seconds} s; small-op depth ${o.depth}/conn; read depth ${o.readDepth}; large body ${o.sizeMiB} MiB; small file ${o.smallBytes} B\n\n`);
+  process.stdout.write(line(rows[0]) + "\n" + widths.map((w) => "-".repeat(w)).join("  ") + "\n");
+  for (const row of rows.slice(1)) process.stdout.write(line(row) + "\n");
+  process.stdout.write(`\n(${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+  if (o.json) writeFileSync(o.json, JSON.stringify({ machine: machine(), options: { ...o, only: [...o.only] }, results: out }, null, 2) + "\n");
+
+  for (const s of servers) await s.stop();
+  servers = [];
+  clearTimeout(watchdog);
+}
+
+main().then(() => process.exit(0), (e) => {
+  process.stderr.write(`bench: ${(e as Error)?.stack ?? e}\n`);
+  process.exit(1);
+});
