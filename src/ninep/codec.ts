@@ -125,10 +125,11 @@ export function typeName(t: number): MsgName | undefined { return NAME_BY_TYPE[t
 export interface Msg { type: MsgName; tag: number; [field: string]: any }
 
 export class DecodeError extends Error {
-  constructor(message: string, readonly tag?: number, readonly msgType?: number) { super(message); }
+  constructor(message: string, readonly tag?: number, readonly msgType?: number) { super(message); this.name = "DecodeError"; }
 }
 
 const TWO32 = 0x100000000;
+const TWO64 = TWO32 * TWO32;
 
 class Reader {
   off: number;
@@ -168,7 +169,10 @@ class Writer {
   u32(v: number) { this.b.writeUInt32LE(v >>> 0, this.off); this.off += 4; }
   u64(v: number) {
     if (!(v >= 0)) v = 0;
-    this.b.writeUInt32LE(v % TWO32 >>> 0, this.off); this.b.writeUInt32LE(Math.floor(v / TWO32) >>> 0, this.off + 4);
+    // 2^64-1 (NOFID-like "don't touch" values) is 2^64 as a double: saturate
+    // instead of wrapping to 0.
+    if (v >= TWO64) { this.b.writeUInt32LE(0xffffffff, this.off); this.b.writeUInt32LE(0xffffffff, this.off + 4); }
+    else { this.b.writeUInt32LE(v % TWO32 >>> 0, this.off); this.b.writeUInt32LE(Math.floor(v / TWO32) >>> 0, this.off + 4); }
     this.off += 8;
   }
   s(v: string) { const n = this.b.write(v, this.off + 2, "utf8"); this.b.writeUInt16LE(n, this.off); this.off += 2 + n; }
@@ -185,6 +189,8 @@ function strLen(s: string) {
 function statBodyLen(st: Stat, d: Dialect) {
   let n = 2 + 4 + 13 + 4 + 4 + 4 + 8 + strLen(st.name) + strLen(st.uid) + strLen(st.gid) + strLen(st.muid);
   if (d === "9P2000.u") n += strLen(st.extension ?? "") + 12;
+  // size[2] of the stat and the count[2] before it in Rstat/Twstat must both fit.
+  if (n + 2 > 0xffff) throw new RangeError("stat longer than 65535 bytes");
   return n;
 }
 
@@ -279,6 +285,11 @@ export function decode(frame: Buffer, d: Dialect): Msg {
   return m;
 }
 
+function count16(n: number) {
+  if (n > 0xffff) throw new RangeError("more than 65535 elements in a counted array");
+  return n;
+}
+
 function fieldLen(kind: Kind, v: any, d: Dialect): number {
   switch (kind) {
     case "u8": return 1;
@@ -289,8 +300,8 @@ function fieldLen(kind: Kind, v: any, d: Dialect): number {
     case "qid": return 13;
     case "data": return 4 + (v ? v.length : 0);
     case "stat": return 2 + statLen(v, d);
-    case "qids": return 2 + 13 * (v ? v.length : 0);
-    case "strs": { let n = 2; for (const s of v ?? []) n += strLen(s); return n; }
+    case "qids": return 2 + 13 * count16(v ? v.length : 0);
+    case "strs": { let n = 2; for (const s of v ?? []) n += strLen(s); count16((v ?? []).length); return n; }
   }
 }
 
