@@ -9,7 +9,19 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
-export const BIN = path.join(ROOT, "bin", "pi9");
+/** The CLI entry (bin/pi9 imports it; tap instruments spawned node children, which trips over an extensionless ESM file). */
+export const BIN = path.join(ROOT, "dist", "src", "cli", "main.js");
+
+/**
+ * The environment for child processes: tap injects its loaders through
+ * NODE_OPTIONS, which must not leak into the programs under test.
+ */
+export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  delete env.NODE_OPTIONS;
+  for (const k of Object.keys(env)) if (k.startsWith("TAP") || k.startsWith("_TAP")) delete env[k];
+  return env;
+}
 
 export interface Served {
   sock: string;
@@ -34,7 +46,7 @@ export async function startServe(opts: { tcp?: boolean; args?: string[]; env?: R
   const sock = path.join(dir, "pi9.sock");
   const port = opts.tcp ? await freePort() : null;
   const args = [BIN, "serve", "--listen", `unix!${sock}`, "--state", path.join(dir, "state"), "--http", "off", ...(port ? ["--listen", `tcp!127.0.0.1!${port}`] : []), ...(opts.args ?? [])];
-  const proc = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...opts.env } });
+  const proc = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], env: childEnv(opts.env) });
   let err = "";
   proc.stderr!.setEncoding("utf8");
   await new Promise<void>((resolve, reject) => {
