@@ -3,8 +3,10 @@
 
 import { AppendFile, CtlFile, FnFile, SessionFile } from "../fs/files.js";
 import { errs, FsError } from "../fs/errors.js";
-import { Ctx, Handle, OpenFlags, StaticDir } from "../fs/node.js";
+import { Ctx, Handle, Node, OpenFlags, StaticDir } from "../fs/node.js";
 import { Broadcast, escapeEvent, StreamFile } from "../fs/stream.js";
+import { readPngSize } from "./image.js";
+import { Change, Text } from "./text.js";
 
 export type WindowKind = "window" | "pi" | "pi-socket" | "script";
 export type WindowStatus = "idle" | "working" | "offline" | "exited";
@@ -16,20 +18,44 @@ function checkName(n: string) {
   if (n.length > 256) throw errs.inval("window name longer than 256 bytes");
 }
 
+export interface Range { q0: number; q1: number }
+
+/** A window's body: reads by offset, every write appends, size grows. */
+class BodyFile extends Node {
+  readonly isDir = false;
+  constructor(readonly win: Window) { super("body", 0o644); }
+  override size() { return this.win.text.size; }
+  override isAppend() { return true; }
+  open(flags: OpenFlags): Handle {
+    this.checkOpen(flags, true, true);
+    return {
+      read: (r) => this.win.text.read(r.offset, r.count),
+      write: (w) => { this.win.append(w.data); return w.data.length; },
+      close() {},
+    };
+  }
+}
+
 export class Window {
   readonly dir: WindowDir;
   readonly events = new Broadcast();
-  readonly body: AppendFile;
+  readonly text = new Text();
+  readonly body: BodyFile;
   name = "";
   status: WindowStatus = "idle";
   dirty = false;
   /** The user part of the tag, after the `|`. */
   tagText = "";
   deleted = false;
+  /** The selection, byte offsets into body; empty when q0 == q1. */
+  sel: Range = { q0: 0, q1: 0 };
+  /** acme's addr, set through the addr file, used by data. */
+  addr: Range = { q0: 0, q1: 0 };
+  image: { path: string; width: number; height: number } | null = null;
 
   constructor(readonly x: Xenith, readonly id: number, readonly kind: WindowKind, public cwd: string) {
     this.dir = new WindowDir(String(id), this);
-    this.body = this.dir.add(new AppendFile("body", 0o644, (data) => this.append(data)));
+    this.body = this.dir.add(new BodyFile(this));
     this.dir.add(new CtlFile("ctl", () => this.ctlLine() + "\n", {
       name: (a) => this.setName(a.trim()),
       clean: () => { this.dirty = false; },
@@ -49,10 +75,49 @@ export class Window {
     this.dir.add(new StreamFile("event", () => this.events, (text) => {
       for (const line of text.split("\n")) if (line !== "") this.events.publish(line);
     }));
+    this.dir.add(new FnFile("sel", 0o644, {
+      read: () => (this.sel.q0 === this.sel.q1 ? "" : `${this.sel.q0} ${this.sel.q1}\n`),
+      write: (t) => {
+        const s = t.trim();
+        if (s === "") { this.setSel(this.sel.q1, this.sel.q1); return; }
+        const m = /^(\d+)\s+(\d+)$/.exec(s);
+        if (!m) throw errs.inval(`sel: want "start end" byte offsets, got ${JSON.stringify(s)}`);
+        const q0 = Number(m[1]), q1 = Number(m[2]), n = this.text.size;
+        if (q0 > q1 || q1 > n) throw errs.inval(`sel: ${q0} ${q1} out of range: body has ${n} bytes`);
+        this.setSel(q0, q1);
+      },
+    }));
+    this.dir.add(new FnFile("dot", 0o644, {
+      read: () => { const [l, c] = this.lineChar(this.sel.q0); return `${l} ${c}\n`; },
+      write: (t) => {
+        const s = t.trim();
+        const m = /^(\d+)\s+(\d+)$/.exec(s);
+        if (!m) throw errs.inval(`dot: want "line char", got ${JSON.stringify(s)}`);
+        const q = this.offsetOf(Number(m[1]), Number(m[2]));
+        this.sel = { q0: q, q1: q };
+        this.events.publish(`dot ${m[1]} ${m[2]}`);
+      },
+    }));
+    this.dir.add(new FnFile("dirty", 0o644, {
+      read: () => (this.dirty ? "1\n" : "0\n"),
+      write: (t) => {
+        const s = t.trim();
+        if (s !== "0" && s !== "1") throw errs.inval(`dirty: want 0 or 1, got ${JSON.stringify(s)}`);
+        this.dirty = s === "1";
+      },
+    }));
+    this.dir.add(new FnFile("image", 0o644, {
+      read: () => (this.image ? `${this.image.path} ${this.image.width} ${this.image.height}\n` : ""),
+      write: async (t) => {
+        const p = t.trim();
+        if (p === "") { this.image = null; return; }
+        this.image = await readPngSize(p, this.cwd || this.x.defaultCwd);
+      },
+    }));
   }
 
   ctlLine() {
-    return `${this.id} ${this.kind} ${this.status} ${dash(this.name)} ${dash(this.cwd)} ${this.body.size()} ${this.dirty ? 1 : 0}`;
+    return `${this.id} ${this.kind} ${this.status} ${dash(this.name)} ${dash(this.cwd)} ${this.text.size} ${this.dirty ? 1 : 0}`;
   }
 
   indexLine() { return `${this.id} ${this.kind} ${this.status} ${dash(this.name)} ${dash(this.cwd)}`; }
@@ -64,15 +129,77 @@ export class Window {
     this.x.lifecycle(`name ${this.id} ${n}`);
   }
 
+  setSel(q0: number, q1: number) {
+    this.sel = { q0, q1 };
+    this.events.publish(`sel ${q0} ${q1}`);
+  }
+
   /** Append text to the body, as a write to `body` does. */
   append(data: Buffer | string) {
     const b = typeof data === "string" ? Buffer.from(data) : data;
     if (b.length === 0) return;
-    const q0 = this.body.size();
-    this.body.append(b);
+    const q0 = this.text.size;
+    this.text.append(b);
+    this.body.mtime = Date.now();
     this.dirty = true;
     this.events.publish(`insert ${q0} ${q0 + b.length} ${escapeEvent(b.toString("utf8"))}`);
   }
+
+  /**
+   * Apply changes computed against the current body (sorted, not
+   * overlapping). Events report each change at its place in the text as it
+   * stands when that change is made: the batch is applied from the end.
+   */
+  applyChanges(changes: Change[]) {
+    if (changes.length === 0) return;
+    this.text.applyBatch(changes);
+    this.body.mtime = Date.now();
+    this.dirty = true;
+    const map = (p: number) => mapThrough(p, changes);
+    this.sel = { q0: map(this.sel.q0), q1: map(this.sel.q1) };
+    this.addr = { q0: map(this.addr.q0), q1: map(this.addr.q1) };
+    for (let i = changes.length - 1; i >= 0; i--) {
+      const c = changes[i];
+      if (c.q1 > c.q0) this.events.publish(`delete ${c.q0} ${c.q1}`);
+      if (c.text.length) this.events.publish(`insert ${c.q0} ${c.q0 + c.text.length} ${escapeEvent(c.text.toString("utf8"))}`);
+    }
+  }
+
+  /** 1-based line and 0-based character (not byte) column of a byte offset. */
+  lineChar(q: number): [number, number] {
+    const b = this.text.read(0, q);
+    let line = 1, start = 0;
+    for (let i = b.indexOf(10); i !== -1; i = b.indexOf(10, i + 1)) { line++; start = i + 1; }
+    return [line, [...b.subarray(start).toString("utf8")].length];
+  }
+
+  /** Byte offset of 1-based line and 0-based character column; errors when out of range. */
+  offsetOf(line: number, char: number): number {
+    if (line < 1) throw errs.inval(`dot: line ${line} out of range: lines start at 1`);
+    const b = this.text.toBuffer();
+    let start = 0;
+    for (let l = 1; l < line; l++) {
+      const nl = b.indexOf(10, start);
+      if (nl === -1) throw errs.inval(`dot: line ${line} out of range: body has ${l} lines`);
+      start = nl + 1;
+    }
+    let end = b.indexOf(10, start);
+    if (end === -1) end = b.length;
+    const chars = [...b.subarray(start, end).toString("utf8")];
+    if (char > chars.length) throw errs.inval(`dot: char ${char} out of range: line ${line} has ${chars.length} characters`);
+    return start + Buffer.byteLength(chars.slice(0, char).join(""));
+  }
+}
+
+/** Where an offset of the old text lands after a batch of changes (a deleted place maps to the change's start). */
+export function mapThrough(p: number, changes: Change[]): number {
+  let delta = 0;
+  for (const c of changes) {
+    if (c.q1 <= p && !(c.q0 === c.q1 && c.q0 === p)) delta += c.text.length - (c.q1 - c.q0);
+    else if (c.q0 < p) return c.q0 + delta;
+    else break;
+  }
+  return p + delta;
 }
 
 class WindowDir extends StaticDir {
