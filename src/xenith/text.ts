@@ -157,6 +157,8 @@ export class OffsetMap {
     while (lo < hi) { const mid = (lo + hi + 1) >> 1; if (m[mid] <= byte) lo = mid; else hi = mid - 1; }
     let u = lo * 1024, b = m[lo];
     while (u < this.str.length && b < byte) { b += unitBytes(this.str, u); u++; }
+    // A low surrogate has no bytes of its own: the offset lies after the whole pair.
+    while (u < this.str.length && unitBytes(this.str, u) === 0) u++;
     return u;
   }
 }
