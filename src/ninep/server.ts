@@ -47,6 +47,26 @@ interface Fid {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Longest error string sent (bytes); Plan 9's ERRMAX is 128, Linux reads any length. */
+const MAX_ENAME = 1024;
+
+/** s cut to at most max bytes of UTF-8, on a character boundary, marked with "...". */
+function clipUtf8(s: string, max: number): string {
+  const b = Buffer.from(s, "utf8");
+  if (b.length <= max) return s;
+  let n = Math.max(0, max - 3);
+  while (n > 0 && (b[n] & 0xc0) === 0x80) n--;
+  return b.toString("utf8", 0, n) + "...";
+}
+
+/** The node behind an auth fid: outside the tree, so an afid leads nowhere. */
+class AuthNode extends Node {
+  readonly isDir = false;
+  constructor() { super("auth", 0o600); }
+  open(): Handle { throw new FsError("EBADF", "cannot open an auth fid"); }
+}
+/** Bytes an auth fid accepts: a token, not a dump. */
+const MAX_AUTH_BYTES = 4096;
 const U64_MAX_APPROX = 1.8446744073709552e19;
 const U32_MAX = 0xffffffff;
 
@@ -96,6 +116,7 @@ export class Connection {
   private pausedForWrite = false;
   private pausedForPending = false;
   private corked = false;
+  private pumping = false;
   private readonly log: Logger;
 
   constructor(readonly server: NinepServer, readonly stream: Duplex, readonly label: string) {
@@ -113,8 +134,25 @@ export class Connection {
     if (this.closed) return;
     if (this.buffered === 0) this.chunks = [b]; else this.chunks.push(b);
     this.buffered += b.length;
+    this.pump();
+  }
+
+  /**
+   * Handle the whole frames buffered, but only while the connection is not
+   * paused: one socket chunk holds thousands of small requests, and each may
+   * produce up to msize bytes of reply, so pausing the socket alone would
+   * still answer the whole chunk. What is left waits in `chunks` (at most one
+   * chunk, since the socket is paused) until maybeResume.
+   */
+  private pump() {
+    if (this.pumping) return; // re-entered from a handler (a Tflush resuming): the outer loop goes on
+    this.pumping = true;
+    try { this.pumpFrames(); } finally { this.pumping = false; }
+  }
+
+  private pumpFrames() {
     if (!this.corked) { this.corked = true; this.stream.cork(); process.nextTick(() => { this.corked = false; this.stream.uncork(); }); }
-    while (this.buffered >= 4 && !this.closed) {
+    while (this.buffered >= 4 && !this.closed && !this.pausedForWrite && !this.pausedForPending) {
       let head = this.chunks[0];
       if (head.length < 4) { head = Buffer.concat(this.chunks); this.chunks = [head]; }
       const size = head.readUInt32LE(0);
@@ -172,7 +210,20 @@ export class Connection {
     if (m.type === "Rread" || m.type === "Rreaddir") {
       const data: Buffer = m.data;
       this.send([rreadHeader(m.tag, data.length, MT[m.type]), data]);
-    } else this.send(encode(m, d));
+    } else {
+      let b: Buffer;
+      try {
+        b = encode(m, d);
+      } catch (e) {
+        // A reply the wire cannot carry must not take the process down.
+        const why = `cannot encode ${m.type}: ${(e as Error).message}`;
+        if (m.type === "Rerror" || m.type === "Rlerror") { this.close(why); return; }
+        this.log.warn(`${this.label}: ${why}`);
+        this.sendError(m.tag, new FsError("EIO", why));
+        return;
+      }
+      this.send(b);
+    }
   }
 
   private sendError(tag: number, e: unknown) {
@@ -184,13 +235,19 @@ export class Connection {
     }
     const errno = E[fe.code] ?? E.EIO;
     if (this.dialect === "9P2000.L") this.reply({ type: "Rlerror", tag, ecode: errno });
-    else this.reply({ type: "Rerror", tag, ename: fe.message, errno });
+    else {
+      // Messages may quote what the client sent (a 64 KiB name): keep them readable and inside msize.
+      const room = Math.min(MAX_ENAME, (this.msize || MIN_MSIZE) - 7 - 2 - 4);
+      this.reply({ type: "Rerror", tag, ename: clipUtf8(fe.message, room), errno });
+    }
   }
 
   private maybeResume() {
     if (this.closed) return;
     this.pausedForPending = this.inflight.size >= this.server.opts.maxPending;
-    if (!this.pausedForWrite && !this.pausedForPending) this.stream.resume();
+    if (this.pausedForWrite || this.pausedForPending) return;
+    this.pump(); // frames that arrived before the pause
+    if (!this.closed && !this.pausedForWrite && !this.pausedForPending) this.stream.resume();
   }
 
   // ---- dispatch ------------------------------------------------------------
@@ -249,7 +306,7 @@ export class Connection {
     let dialect: Dialect | null = null;
     if (v === "9P2000.L") dialect = "9P2000.L";
     else if (v === "9P2000.u") dialect = "9P2000.u";
-    else if (v.startsWith("9P2000")) dialect = "9P2000";
+    else if (v === "9P2000" || v.startsWith("9P2000.")) dialect = "9P2000";
     const msize = Math.min(m.msize, this.server.opts.maxMsize);
     if (!dialect || msize < MIN_MSIZE) {
       this.dialect = null;
@@ -389,7 +446,7 @@ export class Connection {
   private auth(m: Msg): Msg {
     const token = this.server.opts.token;
     if (!token) throw new FsError("ENOENT", "authentication not required");
-    const f = this.newFid(m.afid, { node: this.server.opts.root, root: this.server.opts.root, ctx: { uname: m.uname } });
+    const f = this.newFid(m.afid, { node: new AuthNode(), root: this.server.opts.root, ctx: { uname: m.uname } });
     f.auth = { data: "" };
     return { type: "Rauth", tag: m.tag, aqid: { type: QTAUTH, version: 0, path: 0 } };
   }
@@ -420,6 +477,7 @@ export class Connection {
     const f = this.fid(m.fid);
     const names: string[] = m.wnames;
     if (names.length > MAXWELEM) throw new FsError("EINVAL", `walk of ${names.length} names exceeds ${MAXWELEM}`);
+    if (f.auth) throw new FsError("EBADF", "cannot walk an auth fid");
     if (f.handle) throw new FsError("EBADF", "cannot walk an open fid");
     if (m.newfid !== m.fid && this.fids.has(m.newfid)) throw new FsError("EBADF", `fid ${m.newfid} is already in use`);
     let n: Node = f.node;
@@ -551,7 +609,11 @@ export class Connection {
   private write(m: Msg, signal: AbortSignal): Msg | Promise<Msg> {
     const f = this.fid(m.fid);
     const data: Buffer = m.data;
-    if (f.auth) { f.auth.data += data.toString("utf8"); return { type: "Rwrite", tag: m.tag, count: data.length }; }
+    if (f.auth) {
+      if (f.auth.data.length + data.length > MAX_AUTH_BYTES) throw new FsError("EINVAL", `auth fid: a token is at most ${MAX_AUTH_BYTES} bytes`);
+      f.auth.data += data.toString("utf8");
+      return { type: "Rwrite", tag: m.tag, count: data.length };
+    }
     if (!f.handle || !f.flags) throw new FsError("EBADF", "fid is not open");
     if (!f.flags.write) throw new FsError("EBADF", "fid is not open for writing");
     if (data.length === 0) return { type: "Rwrite", tag: m.tag, count: 0 };
