@@ -152,6 +152,8 @@ export class StreamReader {
   constructor(private cursor: Cursor) {}
 
   read(r: ReadReq): Buffer | Promise<Buffer> {
+    // A zero-count read can never be satisfied by a whole line: answer it now, not never.
+    if (r.count <= 0) return EMPTY;
     const last = this.last;
     if (last && last.n > 0 && last.n < last.count) {
       const continues = r.offset === last.offset + last.n && r.count < last.count;
