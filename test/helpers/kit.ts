@@ -1,0 +1,130 @@
+// Real third-party clients for tests: the v9fs VM kit (Linux's kernel 9P
+// client under QEMU, ../shared/tools/v9fs-vm) and diod's client tools.
+//
+// Skip rule: a missing client skips its suite on a developer's machine, but
+// under CI (CI set and not "false"/"0") it is a failure, so CI can never pass
+// by quietly testing nothing.
+
+import { execFile } from "node:child_process";
+import { accessSync, constants, statSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { Test } from "tap";
+import { ROOT } from "./serve.js";
+
+export const KIT = process.env.V9FS_KIT || path.resolve(ROOT, "..", "shared", "tools", "v9fs-vm");
+export const VM_HOME = process.env.V9FS_VM_HOME || path.join(os.homedir(), ".cache", "v9fs-vm");
+export const KERNELS = ["6.1", "6.12"] as const;
+export const VERSIONS = ["9p2000.L", "9p2000.u", "9p2000"] as const;
+
+export function underCI(): boolean {
+  const v = process.env.CI;
+  return !!v && v !== "false" && v !== "0";
+}
+
+function executable(p: string): boolean {
+  try { accessSync(p, constants.X_OK); return statSync(p).isFile(); } catch { return false; }
+}
+
+function nonEmpty(p: string): boolean {
+  try { return statSync(p).size > 0; } catch { return false; }
+}
+
+/** Find a program on PATH, or in the sbin directories (diod's tools live in /usr/sbin). */
+export function which(name: string): string | null {
+  const dirs = [...(process.env.PATH ?? "").split(path.delimiter), "/usr/local/sbin", "/usr/sbin", "/sbin"];
+  for (const d of dirs) if (d && executable(path.join(d, name))) return path.join(d, name);
+  return null;
+}
+
+/** Why the v9fs kit cannot run here, or null when it can. */
+export function kitMissing(): string | null {
+  const run = path.join(KIT, "run");
+  if (!executable(run)) return `no executable ${run}`;
+  if (!which("qemu-system-x86_64")) return "qemu-system-x86_64 is not installed (run the kit's setup)";
+  for (const k of KERNELS) {
+    for (const f of ["vmlinux", "base.cpio.gz"]) {
+      const p = path.join(VM_HOME, k, f);
+      if (!nonEmpty(p)) return `kernel ${k} is not set up: no ${p} (run ${path.join(KIT, "setup")})`;
+    }
+  }
+  return null;
+}
+
+/**
+ * Apply the skip rule to a tap test: returns true when the suite may run.
+ * Otherwise the file is skipped, or under CI fails with the reason.
+ */
+export function gate(t: Test, what: string, missing: string | null): boolean {
+  if (!missing) return true;
+  if (underCI()) { t.fail(`${what} is required under CI: ${missing}`); return false; }
+  t.plan(0, `skip: ${what} not available: ${missing}`);
+  return false;
+}
+
+export interface Ran { code: number; stdout: string; stderr: string }
+
+/** Run a program asynchronously (never execFileSync: the event loop must stay free). */
+export function run(file: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Ran> {
+  return new Promise((resolve) => {
+    execFile(file, args, { env: opts.env ?? process.env, maxBuffer: 64 << 20, timeout: opts.timeoutMs ?? 0, killSignal: "SIGTERM" },
+      (err, stdout, stderr) => {
+        let code = 0;
+        if (err) {
+          const c = (err as { code?: unknown }).code;
+          code = typeof c === "number" ? c : 99;
+          if ((err as { killed?: boolean }).killed) stderr += `\n[killed after ${opts.timeoutMs} ms]`;
+        }
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      });
+  });
+}
+
+/**
+ * One VM boot: mount `server` (a unix socket path) with the given kernel and
+ * dialect and run the busybox sh script file in the mount point.
+ */
+export function v9fs(server: string, scriptFile: string, env: { kernel: string; version: string; aname?: string; timeoutSec?: number }): Promise<Ran> {
+  const tmo = env.timeoutSec ?? 120;
+  const e: NodeJS.ProcessEnv = { ...process.env, V9FS_KERNEL: env.kernel, V9FS_VERSION: env.version, V9FS_ANAME: env.aname ?? "", V9FS_TIMEOUT: String(tmo), V9FS_VM_HOME: VM_HOME };
+  delete e.NODE_OPTIONS;
+  // The kit enforces its own timeout; ours is only a guard should the kit itself hang.
+  return run(path.join(KIT, "run"), [server, scriptFile], { env: e, timeoutMs: (tmo + 60) * 1000 });
+}
+
+/**
+ * A limiter: at most n tasks at once (the VMs are CPU-bound under TCG, and
+ * CI machines have two cores). Slots are handed straight to the next waiter.
+ */
+export function limiter(n: number) {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async <T>(fn: () => Promise<T>): Promise<T> => {
+    if (active < n) active++;
+    else await new Promise<void>((resolve) => waiting.push(resolve));
+    try { return await fn(); } finally {
+      const next = waiting.shift();
+      if (next) next(); else active--;
+    }
+  };
+}
+
+/** The text of a `== title` section of a script's output, up to the next `== ` line, without `@@` marker lines. */
+export function section(out: string, title: string): string {
+  const lines = out.split("\n").filter((l) => !l.startsWith("@@ "));
+  const i = lines.findIndex((l) => l === `== ${title}`);
+  if (i < 0) return "";
+  const rest = lines.slice(i + 1);
+  const j = rest.findIndex((l) => l.startsWith("== "));
+  return (j < 0 ? rest : rest.slice(0, j)).join("\n");
+}
+
+/** Values of the `@@ key value` marker lines a script prints. */
+export function marks(out: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const l of out.split("\n")) {
+    const r = /^@@ (\S+) ?(.*)$/.exec(l);
+    if (r) m.set(r[1], r[2]);
+  }
+  return m;
+}
