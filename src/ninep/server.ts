@@ -70,6 +70,27 @@ const MAX_AUTH_BYTES = 4096;
 const U64_MAX_APPROX = 1.8446744073709552e19;
 const U32_MAX = 0xffffffff;
 
+/**
+ * One request while it is being handled. Its AbortSignal is made only when a
+ * handler asks for it: most requests finish synchronously and never need
+ * one, and an AbortController is the dearest object of a small request.
+ * Tread and Twrite hand the request itself to the file as ReadReq/WriteReq.
+ */
+class Req {
+  flushed = false;
+  offset = 0;
+  count = 0;
+  msize = 0;
+  data: Buffer = EMPTY;
+  private ac: AbortController | null = null;
+  get signal(): AbortSignal {
+    if (!this.ac) { this.ac = new AbortController(); if (this.flushed) this.ac.abort(); }
+    return this.ac.signal;
+  }
+  /** Flushed, or the session ended: never answer it, and tell whoever waits. */
+  abort() { this.flushed = true; this.ac?.abort(); }
+}
+
 function qidOf(a: Attr): Qid {
   return { type: a.isDir ? QTDIR : a.append ? QTAPPEND : QTFILE, version: a.version, path: a.qpath };
 }
@@ -109,7 +130,7 @@ export class Connection {
   dialect: Dialect | null = null;
   msize = 0;
   private fids = new Map<number, Fid>();
-  private inflight = new Map<number, { ac: AbortController; flushed: boolean; fid?: Fid }>();
+  private inflight = new Map<number, Req>();
   private chunks: Buffer[] = [];
   private buffered = 0;
   private closed = false;
@@ -262,16 +283,15 @@ export class Connection {
       return;
     }
     if (this.inflight.has(tag)) { this.close(`tag ${tag} reused while outstanding`); return; }
-    const ac = new AbortController();
+    const entry = new Req();
     let result: Msg | Promise<Msg>;
     try {
-      result = this.handle(m, ac.signal);
+      result = this.handle(m, entry);
     } catch (e) {
       this.sendError(tag, e);
       return;
     }
     if (!(result instanceof Promise)) { this.reply(result); return; }
-    const entry: { ac: AbortController; flushed: boolean } = { ac, flushed: false };
     this.inflight.set(tag, entry);
     if (this.inflight.size >= this.server.opts.maxPending && !this.pausedForPending) {
       this.pausedForPending = true;
@@ -284,7 +304,7 @@ export class Connection {
   }
 
   /** Retire a tag; false when it was flushed (then it is never answered). */
-  private finish(tag: number, entry: { flushed: boolean }) {
+  private finish(tag: number, entry: Req) {
     if (this.inflight.get(tag) === entry) this.inflight.delete(tag);
     if (this.pausedForPending) this.maybeResume();
     return !entry.flushed && !this.closed;
@@ -293,9 +313,8 @@ export class Connection {
   private flush(oldtag: number) {
     const p = this.inflight.get(oldtag);
     if (!p) return;
-    p.flushed = true;
     this.inflight.delete(oldtag);
-    p.ac.abort();
+    p.abort();
     if (this.pausedForPending) this.maybeResume();
   }
 
@@ -319,7 +338,7 @@ export class Connection {
   }
 
   private resetSession() {
-    for (const p of this.inflight.values()) { p.flushed = true; p.ac.abort(); }
+    for (const p of this.inflight.values()) p.abort();
     this.inflight.clear();
     for (const f of this.fids.values()) this.release(f);
     this.fids.clear();
@@ -361,7 +380,7 @@ export class Connection {
     return fid;
   }
 
-  private handle(m: Msg, signal: AbortSignal): Msg | Promise<Msg> {
+  private handle(m: Msg, req: Req): Msg | Promise<Msg> {
     const tag = m.tag;
     switch (m.type) {
       case "Tauth": return this.auth(m);
@@ -371,9 +390,9 @@ export class Connection {
       case "Tlopen": return this.open(tag, this.fid(m.fid), this.openFlagsL(m.flags), 0);
       case "Tcreate": return this.create(m, false);
       case "Tlcreate": return this.create(m, true);
-      case "Tread": return this.read(m, signal);
+      case "Tread": return this.read(m, req);
       case "Treaddir": return this.readdir(m);
-      case "Twrite": return this.write(m, signal);
+      case "Twrite": return this.write(m, req);
       case "Tclunk": {
         const f = this.fid(m.fid);
         this.fids.delete(m.fid);
@@ -547,7 +566,7 @@ export class Connection {
     return h instanceof Promise ? h.then(done) : done(h);
   }
 
-  private read(m: Msg, signal: AbortSignal): Msg | Promise<Msg> {
+  private read(m: Msg, req: Req): Msg | Promise<Msg> {
     const f = this.fid(m.fid);
     if (f.auth) return { type: "Rread", tag: m.tag, data: EMPTY };
     if (!f.handle || !f.flags) throw new FsError("EBADF", "fid is not open");
@@ -557,7 +576,8 @@ export class Connection {
       if (this.dialect === "9P2000.L") throw new FsError("EOPNOTSUPP", "use Treaddir on 9P2000.L");
       return { type: "Rread", tag: m.tag, data: this.dirRead(f, m.offset, count) };
     }
-    const r = f.handle.read({ offset: m.offset, count, msize: this.msize, signal });
+    req.offset = m.offset; req.count = count; req.msize = this.msize;
+    const r = f.handle.read(req);
     if (r instanceof Promise) return r.then((data) => ({ type: "Rread", tag: m.tag, data: data.length > count ? data.subarray(0, count) : data }));
     return { type: "Rread", tag: m.tag, data: r.length > count ? r.subarray(0, count) : r };
   }
@@ -606,7 +626,7 @@ export class Connection {
     return { type: "Rreaddir", tag: m.tag, data: buf.subarray(0, off) };
   }
 
-  private write(m: Msg, signal: AbortSignal): Msg | Promise<Msg> {
+  private write(m: Msg, req: Req): Msg | Promise<Msg> {
     const f = this.fid(m.fid);
     const data: Buffer = m.data;
     if (f.auth) {
@@ -622,7 +642,8 @@ export class Connection {
       if (!(n > 0)) throw new FsError("EIO", "write accepted no data");
       return { type: "Rwrite", tag: m.tag, count: Math.min(n, data.length) };
     };
-    const r = f.handle.write({ offset: m.offset, data, signal });
+    req.offset = m.offset; req.data = data;
+    const r = f.handle.write(req);
     return r instanceof Promise ? r.then(check) : check(r);
   }
 
