@@ -19,17 +19,16 @@
 //   --only LIST       metrics to run: cycles,read (both)
 //   --node-flags STR  extra node flags for the pi9 server (e.g. --cpu-prof)
 //   --diod PATH       diod binary (/usr/sbin/diod)
+//   --pi9-bin PATH    pi9 entry point to measure (bin/pi9 of this tree)
 //   --json FILE       also write the results as JSON
 
-import { fork, ChildProcess, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import type { FromWorker, Job, Result, ToWorker } from "./load.js";
+import type { Job } from "./load.js";
+import { children, measure, median } from "./measure.js";
 import { makeContent, Server, startDiod, startPi9, verify } from "./servers.js";
-
-const HERE = path.dirname(fileURLToPath(import.meta.url));
 
 function options() {
   const argv = process.argv.slice(2);
@@ -64,13 +63,13 @@ function options() {
     only: new Set(list("only", "cycles,read")),
     nodeFlags: get("node-flags", "").split(/\s+/).filter(Boolean),
     diod: get("diod", "/usr/sbin/diod"),
+    pi9Bin: get("pi9-bin", ""),
     json: get("json", ""),
   };
 }
 
 // ---- cleanup: everything started here is stopped on every way out ----------
 
-const children = new Set<ChildProcess>();
 const tmpDirs = new Set<string>();
 let servers: Server[] = [];
 
@@ -82,62 +81,21 @@ function cleanupSync() {
 process.on("exit", cleanupSync);
 for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(sig, () => { process.stderr.write(`bench: ${sig}: stopping\n`); process.exit(130); });
 
-// ---- running the load client ------------------------------------------------
-
-/** One timed measurement: fork the workers, let them connect and warm up, start them together, sum. */
-async function measure(jobs: Job[], ms: number): Promise<{ ops: number; bytes: number; ms: number; msize: number; rate: number; byteRate: number }> {
-  const workers = jobs.map(() => {
-    const c = fork(path.join(HERE, "load.js"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-    children.add(c);
-    c.once("exit", () => children.delete(c));
-    return c;
-  });
-  const next = (c: ChildProcess, what: string, timeoutMs: number) => new Promise<FromWorker>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`load client: no ${what} within ${timeoutMs} ms`)), timeoutMs);
-    const onExit = (code: number | null) => { clearTimeout(t); reject(new Error(`load client exited (${code}) before ${what}`)); };
-    c.once("exit", onExit);
-    c.once("message", (m: FromWorker) => {
-      clearTimeout(t); c.off("exit", onExit);
-      if ("error" in m) reject(new Error(`load client: ${m.error}`)); else resolve(m);
-    });
-  });
-  try {
-    const ready = workers.map((c, i) => { const p = next(c, "ready", 30000 + jobs[i].warmMs); c.send({ cmd: "job", job: jobs[i] } satisfies ToWorker); return p; });
-    const readies = await Promise.all(ready);
-    const results = workers.map((c) => { const p = next(c, "result", ms + 30000); c.send({ cmd: "go", ms } satisfies ToWorker); return p; });
-    const rs = (await Promise.all(results)).map((m) => (m as { result: Result }).result);
-    let rate = 0, byteRate = 0, ops = 0, bytes = 0, maxMs = 0;
-    for (const r of rs) { rate += r.ops / (r.ms / 1000); byteRate += r.bytes / (r.ms / 1000); ops += r.ops; bytes += r.bytes; maxMs = Math.max(maxMs, r.ms); }
-    const msize = (readies[0] as { msize: number }).msize;
-    return { ops, bytes, ms: maxMs, msize, rate, byteRate };
-  } finally {
-    for (const c of workers) { if (c.connected) c.send({ cmd: "exit" } satisfies ToWorker); }
-    await Promise.all(workers.map((c) => new Promise<void>((r) => {
-      if (c.exitCode !== null || c.signalCode !== null) { r(); return; }
-      const t = setTimeout(() => c.kill("SIGKILL"), 3000);
-      c.once("exit", () => { clearTimeout(t); r(); });
-    })));
-  }
-}
-
 interface Metric {
   key: string;
   label: string;
   unit: string;
   jobs(s: Server, warmMs: number): Job[];
   value(r: { rate: number; byteRate: number }): number;
+  /** Server CPU per unit of work. */
+  cpuUnit: string;
+  cpu(r: { ops: number; bytes: number; cpuNs: number }): number;
 }
 
 function split(n: number, parts: number): number[] {
   const out: number[] = [];
   for (let i = 0; i < parts; i++) out.push(Math.floor(n / parts) + (i < n % parts ? 1 : 0));
   return out.filter((x) => x > 0);
-}
-
-function median(xs: number[]) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 function fmt(v: number) { return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2); }
@@ -152,6 +110,7 @@ function machine() {
 async function main() {
   const o = options();
   const started = Date.now();
+  const load0 = os.loadavg()[0];
   const metrics: Metric[] = [];
   if (o.only.has("cycles")) for (const conns of o.conns) {
     metrics.push({
@@ -161,6 +120,7 @@ async function main() {
         readCount: 4096, expect: o.smallBytes, conns: n, depth: o.depth, warmMs,
       })),
       value: (r) => r.rate,
+      cpuUnit: "µs/cycle", cpu: (r) => r.cpuNs / 1000 / r.ops,
     });
   }
   const size = o.sizeMiB * 2 ** 20;
@@ -169,6 +129,7 @@ async function main() {
       key: `read-${msize}`, label: `seq read MiB/s, msize ${msize >= 1 << 20 ? `${msize / 2 ** 20} MiB` : `${msize / 1024} KiB`}`, unit: "MiB/s",
       jobs: (s, warmMs) => [{ kind: "seqread", sock: s.sock, aname: s.aname, names: s.large, msize, size, depth: o.readDepth, warmMs }],
       value: (r) => r.byteRate / 2 ** 20,
+      cpuUnit: "ms/GiB", cpu: (r) => r.cpuNs / 1e6 / (r.bytes / 2 ** 30),
     });
   }
   const steps = metrics.length * 2 * o.rounds;
@@ -183,7 +144,7 @@ async function main() {
   const small = makeContent(o.smallBytes, 7);
   const large = makeContent(size, 9);
   const t0 = Date.now();
-  const pi9 = await startPi9(tmp, small, large, o.nodeFlags);
+  const pi9 = await startPi9(tmp, small, large, o.nodeFlags, o.pi9Bin || undefined);
   servers.push(pi9);
   process.stderr.write(`bench: pi9 filled through 9P in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
   const diod = await startDiod(tmp, small, large, o.diod);
@@ -192,40 +153,50 @@ async function main() {
   for (const s of servers) for (const m of o.msizes) await verify(s, small, large, m);
   process.stderr.write("bench: both servers verified (same bytes at start, seam and end)\n");
 
-  const results: Record<string, { pi9: number[]; diod: number[]; msize: Record<string, number> }> = {};
+  type Series = { pi9: number[]; diod: number[] };
+  const results: Record<string, Series & { cpu: Series; msize: Record<string, number> }> = {};
   for (const [mi, m] of metrics.entries()) {
-    results[m.key] = { pi9: [], diod: [], msize: {} };
+    results[m.key] = { pi9: [], diod: [], cpu: { pi9: [], diod: [] }, msize: {} };
     if (o.warmSeconds > 0) for (const s of servers) await measure(m.jobs(s, 200), o.warmSeconds * 1000);
     for (let r = 0; r < o.rounds; r++) {
       const order = (r + mi) % 2 === 0 ? [pi9, diod] : [diod, pi9];
       for (const s of order) {
-        const res = await measure(m.jobs(s, 200), o.seconds * 1000);
-        const v = m.value(res);
+        const res = await measure(m.jobs(s, 200), o.seconds * 1000, s.proc.pid);
+        const v = m.value(res), c = m.cpu(res);
         results[m.key][s.name].push(v);
+        results[m.key].cpu[s.name].push(c);
         results[m.key].msize[s.name] = res.msize;
-        process.stderr.write(`bench: ${m.label}  round ${r + 1}/${o.rounds}  ${s.name.padEnd(4)} ${fmt(v)}\n`);
+        process.stderr.write(`bench: ${m.label}  round ${r + 1}/${o.rounds}  ${s.name.padEnd(4)} ${fmt(v)}  (server CPU ${fmt(c)} ${m.cpuUnit})\n`);
       }
     }
   }
 
   // ---- report -----------------------------------------------------------
   const rows: string[][] = [["metric", "pi9", "diod", "pi9/diod"]];
+  const cpuRows: string[][] = [["server CPU per unit of work", "pi9", "diod", "diod/pi9"]];
   const out: Record<string, unknown> = {};
   for (const m of metrics) {
     const r = results[m.key];
     const a = median(r.pi9), b = median(r.diod);
+    const ca = median(r.cpu.pi9), cb = median(r.cpu.diod);
     let label = m.label;
     if (m.key.startsWith("read-") && r.msize.pi9 !== r.msize.diod) label += ` (negotiated: pi9 ${r.msize.pi9}, diod ${r.msize.diod})`;
     else if (m.key.startsWith("read-")) label += ` (negotiated ${r.msize.pi9})`;
     rows.push([label, fmt(a), fmt(b), `${(a / b).toFixed(2)}×`]);
-    out[m.key] = { label, unit: m.unit, pi9: a, diod: b, ratio: a / b, rounds: r };
+    cpuRows.push([`${m.label.replace(/^[^,]*, /, m.key.startsWith("read-") ? "seq read, " : "small-op cycle, ")} (${m.cpuUnit})`, fmt(ca), fmt(cb), `${(cb / ca).toFixed(2)}×`]);
+    out[m.key] = { label, unit: m.unit, pi9: a, diod: b, ratio: a / b, cpuUnit: m.cpuUnit, cpuPi9: ca, cpuDiod: cb, cpuRatio: cb / ca, rounds: r };
   }
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-  const line = (row: string[]) => row.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  const table = (t: string[][]) => {
+    const widths = t[0].map((_, i) => Math.max(...t.map((row) => row[i].length)));
+    const line = (row: string[]) => row.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+    process.stdout.write(line(t[0]) + "\n" + widths.map((w) => "-".repeat(w)).join("  ") + "\n");
+    for (const row of t.slice(1)) process.stdout.write(line(row) + "\n");
+  };
   process.stdout.write(`\npi9 vs diod — ${machine()}\n`);
-  process.stdout.write(`unix sockets; medians of ${o.rounds} rounds of ${o.seconds} s; small-op depth ${o.depth}/conn; read depth ${o.readDepth}; large body ${o.sizeMiB} MiB; small file ${o.smallBytes} B\n\n`);
-  process.stdout.write(line(rows[0]) + "\n" + widths.map((w) => "-".repeat(w)).join("  ") + "\n");
-  for (const row of rows.slice(1)) process.stdout.write(line(row) + "\n");
+  process.stdout.write(`unix sockets; medians of ${o.rounds} rounds of ${o.seconds} s; small-op depth ${o.depth}/conn; read depth ${o.readDepth}; large body ${o.sizeMiB} MiB; small file ${o.smallBytes} B; load average ${load0.toFixed(1)} at start, ${os.loadavg()[0].toFixed(1)} at end\n\n`);
+  table(rows);
+  process.stdout.write("\n");
+  table(cpuRows);
   process.stdout.write(`\n(${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
   if (o.json) writeFileSync(o.json, JSON.stringify({ machine: machine(), options: { ...o, only: [...o.only] }, results: out }, null, 2) + "\n");
 

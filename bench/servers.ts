@@ -81,10 +81,10 @@ async function waitReady(name: string, p: ChildProcess, sock: string, stderr: ()
 }
 
 /** Start `pi9 serve` and fill two windows through 9P: a small body and the large body. */
-export async function startPi9(tmp: string, small: Buffer, large: Buffer, nodeFlags: string[]): Promise<Server> {
-  const sock = path.join(tmp, "pi9.sock");
-  const proc = spawn(process.execPath, [...nodeFlags, path.join(ROOT, "bin", "pi9"), "serve", "--listen", `unix!${sock}`,
-    "--http", "off", "--state", path.join(tmp, "pi9-state"), "--log-level", "warn"],
+export async function startPi9(tmp: string, small: Buffer, large: Buffer, nodeFlags: string[], bin = path.join(ROOT, "bin", "pi9"), label = "pi9"): Promise<Server> {
+  const sock = path.join(tmp, `${label}.sock`);
+  const proc = spawn(process.execPath, [...nodeFlags, bin, "serve", "--listen", `unix!${sock}`,
+    "--http", "off", "--state", path.join(tmp, `${label}-state`), "--log-level", "warn"],
   { stdio: ["ignore", "ignore", "pipe"], cwd: tmp });
   const stderr = collectStderr(proc);
   await waitReady("pi9", proc, sock, stderr);
