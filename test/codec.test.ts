@@ -5,11 +5,12 @@
 
 import t, { Test } from "tap";
 import {
-  ALL_MESSAGES, decode, decodeDirents, decodeStats, DecodeError, encode, encodeStat, messageInDialect, Msg, Qid,
-  rreadHeader, specOf, Stat, statLen, writeDirent, direntLen,
+  ALL_MESSAGES, decode, decodeDirents, decodeStats, DecodeError, encode, encodeStat, messageInDialect, Msg,
+  rreadHeader, Stat, statLen, writeDirent, direntLen,
 } from "../src/ninep/codec.js";
 import { Dialect, MT, MsgName, NOFID, NOTAG } from "../src/ninep/constants.js";
 import { Rng, seedFromEnv } from "./helpers/rand.js";
+import { genMsg as genMsgFrom } from "./helpers/gen.js";
 
 const DIALECTS: Dialect[] = ["9P2000", "9P2000.u", "9P2000.L"];
 
@@ -44,40 +45,9 @@ class B {
   }
 }
 
-// ---- value generation from the spec table ----
+// ---- value generation from the spec table (test/helpers/gen.ts) ----
 
-function genQid(): Qid { return { type: rng.pick([0, 0x80, 0x40, 0x08]), version: rng.u32(), path: rng.u64() }; }
-
-function genStat(d: Dialect): Stat {
-  const st: Stat = {
-    type: rng.int(0x10000), dev: rng.u32(), qid: genQid(), mode: rng.u32(), atime: rng.u32(), mtime: rng.u32(),
-    length: rng.u64(), name: rng.str(), uid: rng.str(), gid: rng.str(), muid: rng.str(),
-  };
-  if (d === "9P2000.u") { st.extension = rng.str(); st.n_uid = rng.u32(); st.n_gid = rng.u32(); st.n_muid = rng.u32(); }
-  return st;
-}
-
-function genValue(kind: string, d: Dialect): unknown {
-  switch (kind) {
-    case "u8": return rng.int(0x100);
-    case "u16": return rng.int(0x10000);
-    case "u32": case "u32opt": return rng.u32();
-    case "u64": return rng.u64();
-    case "s": return rng.str(20);
-    case "qid": return genQid();
-    case "qids": return Array.from({ length: rng.int(17) }, genQid);
-    case "strs": return Array.from({ length: rng.int(17) }, () => rng.str(8));
-    case "data": return rng.bytes(rng.int(200));
-    case "stat": return genStat(d);
-  }
-  throw new Error(`no generator for ${kind}`);
-}
-
-function genMsg(name: MsgName, d: Dialect): Msg {
-  const m: Msg = { type: name, tag: rng.int(0x10000) };
-  for (const [f, kind] of specOf(name, d)) m[f] = genValue(kind, d);
-  return m;
-}
+const genMsg = (name: MsgName, d: Dialect) => genMsgFrom(rng, name, d);
 
 /** Make Buffers comparable by value. */
 function plain(m: unknown): unknown {

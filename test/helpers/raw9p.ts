@@ -122,6 +122,8 @@ export interface InProcess {
   sock: string;
   /** warn/error lines the server logged (internal errors show up here). */
   warnings: string[];
+  /** Why the server closed connections (its info lines "closing connection: …"). */
+  closes: string[];
   dial(): Promise<RawConn>;
   close(): Promise<void>;
 }
@@ -129,15 +131,18 @@ export interface InProcess {
 /** An in-process NinepServer over the real namespace on a unix socket in a tmp dir. */
 export async function startInProcess(opts: Partial<ServerOptions> = {}): Promise<InProcess> {
   const ns = buildNamespace({ cwd: "/tmp" });
-  const warnings: string[] = [];
-  const log: Logger = { debug() {}, info() {}, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) };
+  const warnings: string[] = [], closes: string[] = [];
+  const log: Logger = {
+    debug() {}, warn: (m) => warnings.push(m), error: (m) => warnings.push(m),
+    info: (m) => { const i = m.indexOf("closing connection: "); if (i >= 0) closes.push(m.slice(i + 20)); },
+  };
   const server = new NinepServer({ root: ns.root, log, ...opts });
   const dir = mkdtempSync(path.join(os.tmpdir(), "pi9-wire-"));
   const sock = path.join(dir, "9p.sock");
   const srv = net.createServer((s) => server.serve(s, "test"));
   await new Promise<void>((resolve) => srv.listen(sock, resolve));
   return {
-    ns, server, sock, warnings,
+    ns, server, sock, warnings, closes,
     dial: () => RawConn.connect(sock),
     close: async () => {
       server.closeAll();
