@@ -174,3 +174,101 @@ t.test("a 100 MiB body stays usable and memory stays near its size", async (t) =
   const grown = process.memoryUsage().rss - base;
   t.ok(grown < 200 * (1 << 20), `rss grew by ${(grown / 2 ** 20).toFixed(0)} MiB for 100 MiB of text (bound: 2x)`);
 });
+
+t.test("ctl runs sam commands on the body; dot is the whole body when nothing is selected", async (t) => {
+  const w = newWindow("func a() { foo(); }\nfoo\nfunc b() { foo(); bar(); }\n");
+  const ev = w.events.subscribe();
+  await write(w, "ctl", "x/func.*{[^}]*}/ x/foo/ c/bar/\n");
+  t.equal(w.text.toString(), "func a() { bar(); }\nfoo\nfunc b() { bar(); bar(); }\n", "the design's example");
+  const evs = (await ev.read(1 << 16, sig())).toString();
+  t.equal(evs, "delete 35 38\ninsert 35 38 bar\ndelete 11 14\ninsert 11 14 bar\n", "one delete/insert pair per change, from the end");
+  await write(w, "ctl", ",s/bar/baz/g\n");
+  t.equal(w.text.toString(), "func a() { baz(); }\nfoo\nfunc b() { baz(); baz(); }\n");
+  t.equal(await read(w, "dirty"), "1\n");
+});
+
+t.test("a bad ctl line fails the whole write, names the problem, and changes nothing", async (t) => {
+  const w = newWindow("abc\n");
+  await t.rejects(write(w, "ctl", ",s/a/A/g\nname x y z\n"), { message: /no white space/ });
+  t.equal(w.text.toString(), "Abc\n", "lines run in order: the edit before the failing line stays");
+  await t.rejects(write(w, "ctl", "x/b/ c/B/\nbogus words\n"), { message: /^unknown ctl message: bogus words/ });
+  t.equal(w.text.toString(), "Abc\n", "a line that is no command is caught before anything runs");
+  await t.rejects(write(w, "ctl", "x/(/ d\n"), { message: /unknown ctl message: x\/\(\/ d \(.*\)/ });
+  await t.rejects(write(w, "ctl", "/zzz/ d\n"), { message: /edit: / });
+  await t.rejects(write(w, "ctl", "#99 d\n"), { message: /edit: / });
+  t.equal(w.text.toString(), "Abc\n");
+});
+
+t.test("edit: one transaction per write, output of p and = read back from the same open", async (t) => {
+  const w = newWindow("one\ntwo\nthree\n");
+  const h = await open(w.dir.lookup("edit"));
+  await h.write({ offset: 0, data: Buffer.from("/two/ c/TWO/\n/three/ a/!/\n"), signal: sig() });
+  t.equal(w.text.toString(), "one\nTWO\nthree!\n", "commands of one write run in sequence");
+  const h1 = await open(w.dir.lookup("edit"));
+  await t.rejects(async () => h1.write({ offset: 0, data: Buffer.from("/TWO/ c/2/\n1 c/1/\n"), signal: sig() }), { message: "edit: changes not in sequence" });
+  t.equal(w.text.toString(), "one\nTWO\nthree!\n", "one transaction: nothing of a failed edit is applied");
+  const h2 = await open(w.dir.lookup("edit"));
+  await h2.write({ offset: 0, data: Buffer.from("2p\n/thre/=\n"), signal: sig() });
+  const out = (await h2.read({ offset: 0, count: 4096, msize: 8216, signal: sig() })).toString();
+  t.match(out, /^TWO\n/);
+  t.match(out, /3/);
+  await t.rejects(async () => h2.write({ offset: 0, data: Buffer.from("x/a/ q\n"), signal: sig() }), { message: /^edit: / });
+  t.equal(w.text.toString(), "one\nTWO\nthree!\n", "unchanged after a failed edit");
+});
+
+t.test("a selection limits dot; edits carry it along with its text", async (t) => {
+  const w = newWindow("aaa bbb aaa\n");
+  await write(w, "sel", "4 11");
+  await write(w, "ctl", "x/a/ c/X/\n");
+  t.equal(w.text.toString(), "aaa bbb XXX\n", "only inside the selection");
+  await write(w, "ctl", ",s/bbb/BBBBBB/\n");
+  t.equal(await read(w, "sel"), "4 14\n", "the selection grew with its text");
+});
+
+t.test("addr and data: acme's addressing pair", async (t) => {
+  const w = newWindow("alpha\nbeta\ngamma\n");
+  const ev = w.events.subscribe();
+  await write(w, "addr", "2");
+  t.equal(await read(w, "addr"), "6 11\n", "line 2, in bytes");
+  const d = await open(w.dir.lookup("data"));
+  t.equal((await d.read({ offset: 0, count: 3, msize: 8216, signal: sig() })).toString(), "bet", "data reads from addr");
+  t.equal((await d.read({ offset: 3, count: 100, msize: 8216, signal: sig() })).toString(), "a\ngamma\n", "and advances it");
+  await write(w, "addr", "/gamma/");
+  await d.write({ offset: 0, data: Buffer.from("GAMMA"), signal: sig() });
+  t.equal(w.text.toString(), "alpha\nbeta\nGAMMA\n");
+  t.equal(await read(w, "addr"), "16 16\n", "addr sits after what was written");
+  t.equal((await ev.read(4096, sig())).toString(), "delete 11 16\ninsert 11 16 GAMMA\n");
+  await write(w, "addr", "1");
+  await write(w, "ctl", "dot=addr\n");
+  t.equal(await read(w, "sel"), "0 6\n");
+  await write(w, "sel", "6 10");
+  await write(w, "ctl", "addr=dot\n");
+  t.equal(await read(w, "addr"), "6 10\n");
+  await write(w, "addr", "+1");
+  t.equal(await read(w, "addr"), "11 17\n", "relative to addr itself");
+  await t.rejects(write(w, "addr", "/nomatch/"), { message: /^addr: / });
+  await t.rejects(write(w, "addr", "99"), { message: /^addr: / });
+  t.equal(await read(w, "addr"), "11 17\n", "unchanged after failures");
+});
+
+t.test("UTF-8 bodies: edits land on the right bytes", async (t) => {
+  const w = newWindow("héllo wörld\n");
+  await write(w, "ctl", ",s/ö/o/\n");
+  t.equal(w.text.toString(), "héllo world\n");
+  await write(w, "addr", "/wo/");
+  t.equal(await read(w, "addr"), "7 9\n", "byte offsets after the two-byte é");
+});
+
+t.test("a pathological regex on a large body fails with a message or finishes; the body is unchanged on failure", async (t) => {
+  const w = newWindow("a".repeat(1 << 20) + "\n");
+  const before = w.text.size;
+  try {
+    await write(w, "ctl", ",x/(a*)*b/ d\n");
+    t.equal(w.text.size, before, "no match, nothing changed");
+  } catch (e) {
+    t.match((e as Error).message, /^edit: /, "a clear error");
+    t.equal(w.text.size, before, "nothing changed");
+  }
+  await write(w, "ctl", ",x/(a+a+)+b/ d\n").catch((e) => t.match(e.message, /^edit: /));
+  t.equal(w.text.size, before);
+});

@@ -5,8 +5,9 @@ import { AppendFile, CtlFile, FnFile, SessionFile } from "../fs/files.js";
 import { errs, FsError } from "../fs/errors.js";
 import { Ctx, Handle, Node, OpenFlags, StaticDir } from "../fs/node.js";
 import { Broadcast, escapeEvent, StreamFile } from "../fs/stream.js";
+import { EditError, EditState, parseEdit, resolveAddress, runEdit, type Cmd } from "./edit.js";
 import { readPngSize } from "./image.js";
-import { Change, Text } from "./text.js";
+import { Change, OffsetMap, Text } from "./text.js";
 
 export type WindowKind = "window" | "pi" | "pi-socket" | "script";
 export type WindowStatus = "idle" | "working" | "offline" | "exited";
@@ -63,6 +64,15 @@ export class Window {
       focus: () => this.x.setFocus(this.id),
       del: () => this.x.delete(this.id),
       delete: () => this.x.delete(this.id),
+      "dot=addr": () => this.setSel(this.addr.q0, this.addr.q1),
+      "addr=dot": () => { this.addr = { ...this.sel }; },
+    }, (line) => {
+      // Any other line must be a sam command; it is parsed now, so a write
+      // with a bad line changes nothing.
+      let cmds: Cmd[];
+      try { cmds = parseEdit(line, { ...this.editState }); }
+      catch (e) { throw errs.inval(`unknown ctl message: ${line} (${(e as Error).message})`); }
+      return () => { this.samEdit(cmds); };
     }));
     this.dir.add(new FnFile("tag", 0o644, {
       read: () => `${dash(this.name)} Del Snarf | ${this.tagText}`,
@@ -114,6 +124,92 @@ export class Window {
         this.image = await readPngSize(p, this.cwd || this.x.defaultCwd);
       },
     }));
+    this.dir.add(new FnFile("addr", 0o644, {
+      read: () => `${this.addr.q0} ${this.addr.q1}\n`,
+      // acme's habit: the address is evaluated with addr itself as dot.
+      write: (t) => { this.addr = this.resolve(t.replace(/\n+$/, ""), this.addr); },
+    }));
+    this.dir.add(new SessionFile("data", 0o644, () => ({
+      // Reads run from addr's start to the end of body and advance addr;
+      // a write replaces addr's text, leaving addr just after what it wrote.
+      read: (r) => {
+        const q0 = Math.min(this.addr.q0, this.text.size);
+        const b = Buffer.from(this.text.read(q0, r.count));
+        const q = q0 + b.length;
+        this.addr = { q0: q, q1: Math.max(q, this.addr.q1) };
+        return b;
+      },
+      write: (w) => {
+        const { q0, q1 } = this.addr;
+        this.applyChanges([{ q0, q1, text: Buffer.from(w.data) }]);
+        this.addr = { q0: q0 + w.data.length, q1: q0 + w.data.length };
+        return w.data.length;
+      },
+      close() {},
+    })));
+    this.dir.add(new SessionFile("edit", 0o644, () => {
+      // Each write is one edit transaction; reading the same open file gives what p and = printed.
+      let out = Buffer.alloc(0), served = 0;
+      return {
+        read: (r) => { const b = out.subarray(served, served + r.count); served += b.length; return b; },
+        write: (w) => {
+          const src = w.data.toString("utf8");
+          let cmds: Cmd[];
+          try { cmds = parseEdit(src, { ...this.editState }); } catch (e) { throw errs.inval(`edit: ${(e as Error).message}`); }
+          out = Buffer.from(this.samEdit(cmds), "utf8");
+          served = 0;
+          return w.data.length;
+        },
+        close() {},
+      };
+    }));
+  }
+
+  /** The last regular expression, for `//`, kept across edits. */
+  editState: EditState = {};
+
+  /** The body as a string with a byte/unit map; exact is false when the body is not valid UTF-8. */
+  private snapshot() {
+    const str = this.text.toString();
+    const exact = this.text.ascii || Buffer.byteLength(str) === this.text.size;
+    return { str, map: OffsetMap.of(str, this.text.ascii), exact };
+  }
+
+  /** Evaluate a sam address against the body, with dot given in bytes; the result is in bytes. */
+  resolve(addr: string, dot: Range): Range {
+    const { str, map } = this.snapshot();
+    try {
+      const r = resolveAddress(str, addr, { q0: map.toUnit(dot.q0), q1: map.toUnit(dot.q1) }, { state: this.editState });
+      return { q0: map.toByte(r.q0), q1: map.toByte(r.q1) };
+    } catch (e) {
+      if (e instanceof EditError) throw errs.inval(`addr: ${e.message}`);
+      throw e;
+    }
+  }
+
+  /**
+   * Run sam commands on the body. Dot is the selection, or the whole body
+   * when nothing is selected. The selection is not moved by an edit (only
+   * carried along with its text): use dot=addr or sel for that. Returns what
+   * p and = printed.
+   */
+  samEdit(cmds: Cmd[]): string {
+    const { str, map, exact } = this.snapshot();
+    const dot = this.sel.q0 === this.sel.q1 ? { q0: 0, q1: str.length } : { q0: map.toUnit(this.sel.q0), q1: map.toUnit(this.sel.q1) };
+    let r;
+    try { r = runEdit(str, cmds, dot, { state: this.editState }); }
+    catch (e) { if (e instanceof EditError) throw errs.inval(`edit: ${e.message}`); throw e; }
+    if (r.changes.length === 0) return r.output;
+    if (exact) {
+      this.applyChanges(r.changes.map((c) => ({ q0: map.toByte(c.q0), q1: map.toByte(c.q1), text: Buffer.from(c.text, "utf8") })));
+    } else {
+      // Bytes that are not UTF-8 have no exact place in the string: rewrite the whole body.
+      let next = "", pos = 0;
+      for (const c of r.changes) { next += str.slice(pos, c.q0) + c.text; pos = c.q1; }
+      next += str.slice(pos);
+      this.applyChanges([{ q0: 0, q1: this.text.size, text: Buffer.from(next, "utf8") }]);
+    }
+    return r.output;
   }
 
   ctlLine() {
