@@ -208,6 +208,7 @@ function checkMain(t: Test, r: Result) {
   t.match(log, new RegExp(`^new ${id} window -$`, "m"), "log has the new window");
   t.match(log, new RegExp(`^name ${id} notes$`, "m"), "log has the rename");
   t.notOk([...m.keys()].includes("fail"), "no step reported a failure", m.has("fail") ? { fail: m.get("fail") } : {});
+  t.comment(`polls (0.1 s each): event ${m.get("stream1")}, ${m.get("stream2")}; tail -f ${m.get("tail")}`);
 }
 
 function checkAname(t: Test, r: Result) {
