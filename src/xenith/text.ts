@@ -3,11 +3,18 @@
 // a batch of sorted changes is applied in one pass over the pieces, so an
 // edit touching a million places costs one walk of the text, not a million.
 
-export interface Change { q0: number; q1: number; text: Buffer }
+/** Replace [q0, q1) with text (a string is UTF-8 encoded). */
+export interface Change { q0: number; q1: number; text: Buffer | string }
+
+/** Bytes a change inserts. */
+export function changeLen(c: Change): number {
+  return typeof c.text === "string" ? Buffer.byteLength(c.text, "utf8") : c.text.length;
+}
 
 const TAIL = 64 * 1024;
 const MAX_PIECES = 4096;
-const COMPACT_TO = 1 << 20;
+/** Batches up to this many changes are spliced into the piece list; larger ones rebuild the text. */
+const SPLICE_MAX = 64;
 
 export class Text {
   private pieces: Buffer[] = [];
@@ -69,42 +76,56 @@ export class Text {
 
   /**
    * Apply changes given against the current text, sorted by q0 and not
-   * overlapping (the caller checks). One pass over the pieces.
+   * overlapping (the caller checks). A few changes splice pieces; many are
+   * applied by writing the new text once into one buffer, so a million-change
+   * edit costs one pass and one allocation rather than a million.
    */
   applyBatch(changes: Change[]) {
     if (changes.length === 0) return;
+    for (const c of changes) {
+      if (this._ascii && (typeof c.text === "string" ? !isAsciiStr(c.text) : !isAscii(c.text))) this._ascii = false;
+    }
+    if (changes.length > SPLICE_MAX) { this.rebuild(changes); return; }
     const out: Buffer[] = [];
     let pos = 0;
     for (const c of changes) {
       if (c.q0 > pos) this.collect(pos, c.q0, out);
-      if (c.text.length) {
-        out.push(Buffer.from(c.text));
-        if (this._ascii && !isAscii(c.text)) this._ascii = false;
-      }
+      const b = typeof c.text === "string" ? Buffer.from(c.text, "utf8") : Buffer.from(c.text);
+      if (b.length) out.push(b);
       pos = c.q1;
     }
     if (pos < this._size) this.collect(pos, this._size, out);
-    this.tail = null;
-    this.pieces = [];
-    this.starts = [];
-    this._size = 0;
-    let run: Buffer[] = [], runLen = 0;
-    const flush = () => {
-      if (!runLen) return;
-      this.pushPiece(run.length === 1 ? run[0] : Buffer.concat(run, runLen));
-      this._size += runLen;
-      run = []; runLen = 0;
+    this.reset();
+    for (const b of out) if (b.length) { this.pushPiece(b); this._size += b.length; }
+    if (this.pieces.length > MAX_PIECES) this.rebuild([]);
+  }
+
+  private reset() { this.tail = null; this.pieces = []; this.starts = []; this._size = 0; }
+
+  /** Write the whole new text into one buffer. */
+  private rebuild(changes: Change[]) {
+    let total = this._size;
+    for (const c of changes) total += changeLen(c) - (c.q1 - c.q0);
+    const buf = Buffer.allocUnsafe(total);
+    let off = 0, pos = 0, pi = 0;
+    const copy = (to: number) => {
+      // Copy [pos, to) of the old text, walking the pieces in order.
+      while (pos < to) {
+        while (this.starts[pi] + this.pieces[pi].length <= pos) pi++;
+        const p = this.pieces[pi], s = this.starts[pi];
+        const n = Math.min(p.length, to - s) - (pos - s);
+        p.copy(buf, off, pos - s, pos - s + n);
+        off += n; pos += n;
+      }
     };
-    // Coalesce small neighbours so the piece count stays bounded.
-    const small = out.length > MAX_PIECES ? COMPACT_TO : 0;
-    for (const b of out) {
-      if (b.length === 0) continue;
-      if (small && runLen + b.length <= small) { run.push(b); runLen += b.length; continue; }
-      flush();
-      if (small && b.length < small) { run.push(b); runLen += b.length; continue; }
-      this.pushPiece(b); this._size += b.length;
+    for (const c of changes) {
+      copy(c.q0);
+      off += typeof c.text === "string" ? buf.write(c.text, off, "utf8") : (c.text.copy(buf, off), c.text.length);
+      pos = c.q1;
     }
-    flush();
+    copy(this._size);
+    this.reset();
+    if (total) { this.pushPiece(buf); this._size = total; }
   }
 
   /** Views of [from, to) appended to out, without copying. */
@@ -118,6 +139,11 @@ export class Text {
   }
 }
 
+function isAsciiStr(s: string) {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
 function isAscii(b: Buffer) {
   for (let i = 0; i < b.length; i++) if (b[i] > 0x7f) return false;
   return true;
@@ -129,6 +155,8 @@ function isAscii(b: Buffer) {
  */
 export class OffsetMap {
   private constructor(private readonly str: string, private readonly ascii: boolean) {}
+  /** Offsets are the same in both (ASCII text). */
+  get identity() { return this.ascii; }
   static of(str: string, ascii: boolean) { return new OffsetMap(str, ascii); }
   /** Cumulative byte offsets at every 1024th UTF-16 unit, built lazily. */
   private marks: number[] | null = null;

@@ -7,7 +7,7 @@ import { Ctx, Handle, Node, OpenFlags, StaticDir } from "../fs/node.js";
 import { Broadcast, escapeEvent, StreamFile } from "../fs/stream.js";
 import { EditError, EditState, parseEdit, resolveAddress, runEdit, type Cmd } from "./edit.js";
 import { readPngSize } from "./image.js";
-import { Change, OffsetMap, Text } from "./text.js";
+import { Change, changeLen, OffsetMap, Text } from "./text.js";
 
 export type WindowKind = "window" | "pi" | "pi-socket" | "script";
 export type WindowStatus = "idle" | "working" | "offline" | "exited";
@@ -201,13 +201,13 @@ export class Window {
     catch (e) { if (e instanceof EditError) throw errs.inval(`edit: ${e.message}`); throw e; }
     if (r.changes.length === 0) return r.output;
     if (exact) {
-      this.applyChanges(r.changes.map((c) => ({ q0: map.toByte(c.q0), q1: map.toByte(c.q1), text: Buffer.from(c.text, "utf8") })));
+      this.applyChanges(map.identity ? r.changes : r.changes.map((c) => ({ q0: map.toByte(c.q0), q1: map.toByte(c.q1), text: c.text })));
     } else {
       // Bytes that are not UTF-8 have no exact place in the string: rewrite the whole body.
       let next = "", pos = 0;
       for (const c of r.changes) { next += str.slice(pos, c.q0) + c.text; pos = c.q1; }
       next += str.slice(pos);
-      this.applyChanges([{ q0: 0, q1: this.text.size, text: Buffer.from(next, "utf8") }]);
+      this.applyChanges([{ q0: 0, q1: this.text.size, text: next }]);
     }
     return r.output;
   }
@@ -257,7 +257,8 @@ export class Window {
     for (let i = changes.length - 1; i >= 0; i--) {
       const c = changes[i];
       if (c.q1 > c.q0) this.events.publish(`delete ${c.q0} ${c.q1}`);
-      if (c.text.length) this.events.publish(`insert ${c.q0} ${c.q0 + c.text.length} ${escapeEvent(c.text.toString("utf8"))}`);
+      const n = changeLen(c);
+      if (n) this.events.publish(`insert ${c.q0} ${c.q0 + n} ${escapeEvent(c.text.toString())}`);
     }
   }
 
@@ -291,7 +292,7 @@ export class Window {
 export function mapThrough(p: number, changes: Change[]): number {
   let delta = 0;
   for (const c of changes) {
-    if (c.q1 <= p && !(c.q0 === c.q1 && c.q0 === p)) delta += c.text.length - (c.q1 - c.q0);
+    if (c.q1 <= p && !(c.q0 === c.q1 && c.q0 === p)) delta += changeLen(c) - (c.q1 - c.q0);
     else if (c.q0 < p) return c.q0 + delta;
     else break;
   }
