@@ -58,7 +58,7 @@ export class BudgetError extends Error {
 /** Longest pattern accepted, in UTF-16 code units. */
 export const MAX_PATTERN = 8192;
 /** Most instructions a compiled program may have. */
-export const MAX_PROGRAM = 16384;
+export const MAX_PROGRAM = 12000;
 /** Deepest parenthesis nesting accepted. */
 export const MAX_NESTING = 500;
 /** Subexpressions recorded for \1 to \9; further parentheses only group. */
@@ -301,7 +301,7 @@ const CHAR = 0, ANY = 1, CLASS = 2, SPLIT = 3, JMP = 4, OPEN = 5, CLOSE = 6, BOL
 type Skip =
   | { kind: "none" }
   | { kind: "bol" }
-  | { kind: "char"; s: string }
+  | { kind: "char"; c: number }
   | { kind: "set"; map: Uint8Array };
 
 class Prog {
@@ -412,7 +412,7 @@ function analyse(p: Prog) {
     return;
   }
   if (consumers.length === 1 && p.op[consumers[0]] === CHAR) {
-    p.skip = { kind: "char", s: String.fromCharCode(p.x[consumers[0]]) };
+    p.skip = { kind: "char", c: p.x[consumers[0]] };
     return;
   }
   const map = new Uint8Array(65536);
@@ -590,40 +590,52 @@ class VM {
     }
   }
 
+  // The first x in [from, end] whose character is c, or -1. Native
+  // indexOf is used only when the text beyond the range is not much longer
+  // than the range, so that a search confined to a small range never scans
+  // the rest of a huge body; the distance scanned is charged either way.
+  private findChar(c: number, from: number, end: number): number {
+    if (end < from) return -1;
+    const text = this.text, len = this.len;
+    if (len - from <= 4 * (end - from + 1)) {
+      const ch = String.fromCharCode(c);
+      let x: number;
+      if (this.backward) {
+        const j = text.lastIndexOf(ch, len - 1 - from);
+        x = j < 0 ? len : len - 1 - j;
+      } else {
+        const j = text.indexOf(ch, from);
+        x = j < 0 ? len : j;
+      }
+      this.work += (x - from) >> 4;
+      return x <= end ? x : -1;
+    }
+    let x = from;
+    if (this.backward) while (x <= end && text.charCodeAt(len - 1 - x) !== c) x++;
+    else while (x <= end && text.charCodeAt(x) !== c) x++;
+    this.work += (x - from) >> 4;
+    return x <= end ? x : -1;
+  }
+
   // Next x >= from where a thread started could survive, or -1.
   private skipTo(from: number, xTo: number, seedMax: number): number {
-    const sk = this.p.skip, text = this.text, len = this.len, limit = Math.min(seedMax, xTo);
+    const sk = this.p.skip, text = this.text, len = this.len;
     switch (sk.kind) {
       case "none": return from;
       case "bol": {
+        // x is at a line start when the character before it (after it, backward) is a newline
         if (this.backward) {
-          let q = len - from; // offsets decrease as x grows
-          if (q > 0 && text.charCodeAt(q - 1) !== 10) {
-            const j = text.lastIndexOf("\n", q - 2);
-            q = j < 0 ? 0 : j + 1;
-          }
-          const x = len - q;
-          return x <= limit ? x : -1;
+          const q = len - from;
+          if (q === 0 || text.charCodeAt(q - 1) === 10) return from <= seedMax ? from : -1;
+          const nl = this.findChar(10, from, Math.min(xTo, seedMax) - 1);
+          return nl < 0 ? (Math.min(xTo, seedMax) === len ? len : -1) : nl + 1;
         }
-        let q = from;
-        if (q > 0 && text.charCodeAt(q - 1) !== 10) {
-          const j = text.indexOf("\n", q);
-          if (j < 0) return -1;
-          q = j + 1;
-        }
-        return q <= limit ? q : -1;
+        if (from === 0 || text.charCodeAt(from - 1) === 10) return from <= seedMax ? from : -1;
+        const nl = this.findChar(10, from, Math.min(xTo, seedMax) - 1);
+        return nl < 0 ? -1 : nl + 1;
       }
-      case "char": {
-        if (from >= xTo) return -1;
-        let x: number;
-        if (this.backward) {
-          const j = text.lastIndexOf(sk.s, len - 1 - from);
-          x = j < 0 ? -1 : len - 1 - j;
-        } else {
-          x = text.indexOf(sk.s, from);
-        }
-        return x >= 0 && x < xTo && x <= seedMax ? x : -1;
-      }
+      case "char":
+        return this.findChar(sk.c, from, Math.min(xTo - 1, seedMax));
       case "set": {
         const map = sk.map, end = Math.min(xTo - 1, seedMax);
         let x = from;
