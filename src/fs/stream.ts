@@ -2,8 +2,10 @@
 //
 // Every open is its own cursor, starting at the moment of the open. A read
 // waits until at least one whole line is queued, then returns as many whole
-// lines as fit (only a line longer than the read count is split). A slow
-// reader has a bounded queue; on overflow it later reads `lost <n>`.
+// lines as fit (only a line longer than the read count is split). Readers
+// share one log of recent lines, so an event costs the same whatever the
+// number of readers; a reader that falls more than the limit behind loses
+// the oldest lines and reads `lost <n>` in their place.
 //
 // The follow-up rule (DESIGN.md 2.2): the Linux kernel client keeps issuing
 // Treads inside one read(2) until its buffer is full or a Tread returns 0,
@@ -19,6 +21,8 @@ import { Ctx, Handle, Node, OpenFlags, ReadReq } from "./node.js";
 
 const EMPTY = Buffer.alloc(0);
 export const STREAM_QUEUE_BYTES = 1 << 20;
+/** Lines a reader may fall behind (with the default byte limit). */
+export const STREAM_QUEUE_LINES = 65536;
 const IOHDRSZ = 24;
 
 /** Escape an event payload so it never spans lines: `\` → `\\`, newline → `\n`. */
@@ -31,33 +35,28 @@ export function unescapeEvent(s: string): string {
 
 interface Waiter { count: number; resolve: (b: Buffer) => void; reject: (e: Error) => void }
 
+/**
+ * One open's position in a Broadcast: the sequence number of the next line
+ * it reads. Cursors share the Broadcast's log, so publishing costs the same
+ * whatever the number of readers, and an idle reader costs nothing.
+ */
 export class Cursor {
-  private q: Buffer[] = [];
-  private qBytes = 0;
+  /** Sequence number of the next line to read. */
+  pos: number;
+  /** Bytes of line `pos` already returned (a line longer than a read). */
+  private skip = 0;
+  /** Lines dropped before this reader got them, not yet reported. */
   private lost = 0;
+  /** What is left of a `lost <n>` line split by a tiny read. */
+  private note: Buffer | null = null;
   private waiter: Waiter | null = null;
   private wakeScheduled = false;
   private failure: FsError | null = null;
 
-  constructor(private owner: Broadcast, private maxBytes: number) {}
+  constructor(private owner: Broadcast, pos: number) { this.pos = pos; }
 
-  push(line: Buffer) {
-    if (this.failure) return;
-    if (this.qBytes + line.length > this.maxBytes) { this.lost++; return; }
-    if (this.lost > 0) this.flushLost();
-    this.q.push(line);
-    this.qBytes += line.length;
-    this.scheduleWake();
-  }
-
-  private flushLost() {
-    const l = Buffer.from(`lost ${this.lost}\n`);
-    this.lost = 0;
-    this.q.push(l);
-    this.qBytes += l.length;
-  }
-
-  private scheduleWake() {
+  /** Lines arrived: a pending read takes them (once per burst of publishes). */
+  wake() {
     if (!this.waiter || this.wakeScheduled) return;
     this.wakeScheduled = true;
     // Let a burst of synchronous publishes land in one reply.
@@ -66,26 +65,39 @@ export class Cursor {
       const w = this.waiter;
       if (!w) return;
       const b = this.take(w.count);
-      if (b.length) { this.waiter = null; w.resolve(b); }
+      if (b.length) { this.waiter = null; this.owner.unwait(this); w.resolve(b); }
     });
   }
 
   /** Whole lines that fit in count (a longer first line is split). */
   private take(count: number): Buffer {
-    if (this.q.length === 0 && this.lost > 0) this.flushLost();
-    if (this.q.length === 0) return EMPTY;
-    const first = this.q[0];
-    if (first.length > count) {
-      this.q[0] = first.subarray(count);
-      this.qBytes -= count;
-      return first.subarray(0, count);
+    const o = this.owner;
+    if (this.pos < o.base) { this.lost += o.base - this.pos; this.pos = o.base; this.skip = 0; }
+    const parts: Buffer[] = [];
+    let n = 0;
+    if (this.lost > 0 && !this.note) { this.note = Buffer.from(`lost ${this.lost}\n`); this.lost = 0; }
+    if (this.note) {
+      const b = this.note;
+      if (b.length > count) { this.note = b.subarray(count); return b.subarray(0, count); }
+      this.note = null;
+      parts.push(b);
+      n = b.length;
     }
-    let n = 0, i = 0;
-    while (i < this.q.length && n + this.q[i].length <= count) n += this.q[i++].length;
-    const out = i === 1 ? this.q[0] : Buffer.concat(this.q.slice(0, i), n);
-    this.q.splice(0, i);
-    this.qBytes -= n;
-    return out;
+    const end = o.end;
+    while (this.pos < end) {
+      let line = o.at(this.pos);
+      if (this.skip) line = line.subarray(this.skip);
+      if (n + line.length > count) {
+        if (n === 0) { this.skip += count; return line.subarray(0, count); }
+        break;
+      }
+      parts.push(line);
+      n += line.length;
+      this.pos++;
+      this.skip = 0;
+    }
+    if (parts.length === 0) return EMPTY;
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts, n);
   }
 
   read(count: number, signal: AbortSignal): Buffer | Promise<Buffer> {
@@ -95,7 +107,7 @@ export class Cursor {
     if (b.length) return b;
     if (signal.aborted) throw errs.flushed();
     return new Promise<Buffer>((resolve, reject) => {
-      const onAbort = () => { if (this.waiter === w) this.waiter = null; reject(errs.flushed()); };
+      const onAbort = () => { if (this.waiter === w) { this.waiter = null; this.owner.unwait(this); } reject(errs.flushed()); };
       const w: Waiter = {
         count,
         resolve: (b) => { signal.removeEventListener("abort", onAbort); resolve(b); },
@@ -103,6 +115,7 @@ export class Cursor {
       };
       this.waiter = w;
       signal.addEventListener("abort", onAbort, { once: true });
+      this.owner.wait(this);
     });
   }
 
@@ -113,29 +126,86 @@ export class Cursor {
     w?.reject(e);
   }
 
-  close() { this.owner.unsubscribe(this); this.waiter?.reject(errs.flushed()); this.waiter = null; }
+  close() {
+    this.owner.unsubscribe(this);
+    const w = this.waiter;
+    this.waiter = null;
+    w?.reject(errs.flushed());
+  }
 }
 
+/**
+ * A broadcast line stream: one log of recent lines shared by every reader.
+ * Each reader may fall up to maxBytes (and maxLines) behind; past that the
+ * oldest lines go and the reader reads `lost <n>`, then the lines that are
+ * left. The log holds at most twice the limits; what every reader has read
+ * is dropped (at once when every reader waits at the end).
+ */
 export class Broadcast {
   private cursors = new Set<Cursor>();
+  /** Cursors with a pending read (all of them at the end of the log). */
+  private waiting = new Set<Cursor>();
   private closed: FsError | null = null;
-  constructor(private maxQueueBytes = STREAM_QUEUE_BYTES) {}
+  private log: (Buffer | undefined)[] = [];
+  /** Index in log of line `base`. */
+  private head = 0;
+  /** Sequence number of the oldest line kept. */
+  base = 0;
+  private bytes = 0;
+  private readonly maxLines: number;
+  constructor(private maxBytes = STREAM_QUEUE_BYTES) {
+    this.maxLines = Math.max(16, Math.min(STREAM_QUEUE_LINES, maxBytes >> 4));
+  }
 
   get readers() { return this.cursors.size; }
+  /** Sequence number after the newest line. */
+  get end() { return this.base + this.log.length - this.head; }
+  at(seq: number): Buffer { return this.log[this.head + seq - this.base]!; }
 
   subscribe(): Cursor {
-    const c = new Cursor(this, this.maxQueueBytes);
+    const c = new Cursor(this, this.end);
     if (this.closed) c.fail(this.closed);
     else this.cursors.add(c);
     return c;
   }
-  unsubscribe(c: Cursor) { this.cursors.delete(c); }
+  unsubscribe(c: Cursor) {
+    this.cursors.delete(c);
+    this.waiting.delete(c);
+    if (this.cursors.size === 0) this.dropTo(this.end);
+  }
+  /** A cursor blocked at the end; when all are, nothing kept is unread. */
+  wait(c: Cursor) {
+    this.waiting.add(c);
+    if (this.waiting.size === this.cursors.size) this.dropTo(this.end);
+  }
+  unwait(c: Cursor) { this.waiting.delete(c); }
 
   /** Publish one event line (a trailing newline is added when missing). */
   publish(line: string) {
     if (this.cursors.size === 0) return;
     const b = Buffer.from(line.endsWith("\n") ? line : line + "\n", "utf8");
-    for (const c of this.cursors) c.push(b);
+    this.log.push(b);
+    this.bytes += b.length;
+    if (this.bytes > 2 * this.maxBytes || this.end - this.base > 2 * this.maxLines) this.trim();
+    for (const c of this.waiting) c.wake();
+  }
+
+  /** Back within the limits: first what every reader has read, then the oldest lines. */
+  private trim() {
+    let min = this.end;
+    for (const c of this.cursors) if (c.pos < min) min = c.pos;
+    this.dropTo(min);
+    while (this.base < this.end && (this.bytes > this.maxBytes || this.end - this.base > this.maxLines)) this.dropTo(this.base + 1);
+  }
+
+  private dropTo(seq: number) {
+    while (this.base < seq) {
+      this.bytes -= this.log[this.head]!.length;
+      this.log[this.head++] = undefined;
+      this.base++;
+    }
+    if (this.head === this.log.length) { this.log = []; this.head = 0; }
+    else if (this.head > 1024 && this.head * 2 > this.log.length) { this.log = this.log.slice(this.head); this.head = 0; }
   }
 
   /** End the stream: pending and later reads fail with `err`. */
@@ -143,6 +213,8 @@ export class Broadcast {
     this.closed = err;
     for (const c of this.cursors) c.fail(err);
     this.cursors.clear();
+    this.waiting.clear();
+    this.dropTo(this.end);
   }
 }
 
