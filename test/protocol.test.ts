@@ -508,6 +508,52 @@ t.test("directory reads: 9P2000 stats and .L Treaddir", async (t) => {
   t.same(s.warnings, []);
 });
 
+t.test("huge counts are clamped to msize; reads of unopened fids fail", async (t) => {
+  const s = await startInProcess();
+  t.teardown(() => s.close());
+  const w = s.ns.xenith.createWindow("window", "big");
+  w.append("z".repeat(100000));
+  for (const d of ["9P2000.L", "9P2000"] as Dialect[]) {
+    const c = await session(s, d, "/mnt/xenith", 8192);
+    let r = await c.rpc({ type: "Tread", tag: 2, fid: 0, offset: 0, count: 0xffffffff });
+    t.equal(r.type, d === "9P2000.L" ? "Rlerror" : "Rerror", `${d}: a fid that is not open cannot be read`);
+    await c.rpc({ type: "Twalk", tag: 2, fid: 0, newfid: 1, wnames: [String(w.id), "body"] });
+    r = await c.rpc({ type: "Tread", tag: 2, fid: 1, offset: 0, count: 100 });
+    t.equal(r.type, d === "9P2000.L" ? "Rlerror" : "Rerror", `${d}: walked but not opened`);
+    await c.openPath(2, 0, [String(w.id), "body"]);
+    r = await c.rpc({ type: "Tread", tag: 2, fid: 2, offset: 0, count: 0xffffffff });
+    t.equal(r.data.length, 8192 - 24, `${d}: count 2^32-1 gives msize-24 bytes`);
+    r = await c.rpc({ type: "Tread", tag: 2, fid: 2, offset: 2 ** 53 - 1, count: 0xffffffff });
+    t.same([r.type, r.data.length], ["Rread", 0], `${d}: an offset far past the end reads 0`);
+    if (d === "9P2000.L") {
+      await c.openPath(3, 0, []);
+      r = await c.rpc({ type: "Treaddir", tag: 2, fid: 3, offset: 0, count: 0xffffffff });
+      t.ok(r.type === "Rreaddir" && r.data.length <= 8192 - 24, "Treaddir count is clamped too");
+    }
+    await c.close();
+  }
+  t.same(s.warnings, []);
+});
+
+t.test("Tversion mid-session aborts what is pending and clunks every fid", async (t) => {
+  const s = await startInProcess();
+  t.teardown(() => s.close());
+  const c = await session(s, "9P2000.L", "/mnt/xenith");
+  await c.openPath(1, 0, ["event"]);
+  c.send({ type: "Tread", tag: 10, fid: 1, offset: 0, count: 4000 });
+  await c.sync();
+  t.equal(s.ns.xenith.events.readers, 1);
+  const v = await c.version("9P2000.u", 8192);
+  t.equal(v.version, "9P2000.u");
+  t.equal(s.ns.xenith.events.readers, 0, "the open stream was released");
+  s.ns.xenith.events.publish("late");
+  await c.sync();
+  t.notOk(c.answered(10), "the aborted read is never answered");
+  const r = await c.rpc({ type: "Tstat", tag: 2, fid: 1 });
+  t.same([r.type, r.errno], ["Rerror", E.EBADF], "old fids are gone");
+  await c.close();
+});
+
 t.test("Rstatfs reports a type coreutils does not know", async (t) => {
   const s = await startInProcess();
   t.teardown(() => s.close());
