@@ -158,6 +158,8 @@ export class Client {
   root!: Fid;
   readonly label: string;
   private pending = new Map<number, Pending>();
+  /** Tags reserved: sent and unanswered, or about to be sent. */
+  private usedTags = new Set<number>();
   private nextTag = 0;
   private tagWaiters: (() => void)[] = [];
   private nextFid = 1;
@@ -278,6 +280,7 @@ export class Client {
     this.buffered = 0;
     const all = [...this.pending.values()];
     this.pending.clear();
+    this.usedTags.clear();
     for (const p of all) p.reject(new ConnectionError(`${p.subject}: ${e.message}`));
     this.versionWaiter?.reject(e);
     this.versionWaiter = null;
@@ -286,24 +289,32 @@ export class Client {
     for (const w of waiters) w();
   }
 
-  private async allocTag(signal?: AbortSignal): Promise<number> {
+  /** Reserve a free tag at once (tags are 0..65534; NOTAG is Tversion's), or null when all are in use. */
+  private tryAllocTag(): number | null {
+    if (this.usedTags.size >= NOTAG) return null;
     for (;;) {
-      if (this.closedWith) throw this.closedWith;
-      if (this.pending.size < NOTAG) {
-        for (let i = 0; i < NOTAG; i++) {
-          const t = this.nextTag;
-          this.nextTag = (this.nextTag + 1) % NOTAG;
-          if (!this.pending.has(t)) return t;
-        }
-      }
-      if (signal?.aborted) throw new AbortError("interrupted");
+      const t = this.nextTag;
+      this.nextTag = (t + 1) % NOTAG;
+      if (!this.usedTags.has(t)) { this.usedTags.add(t); return t; }
+    }
+  }
+
+  private async allocTag(subject: string, signal?: AbortSignal): Promise<number> {
+    for (;;) {
+      if (this.closedWith) throw new ConnectionError(`${subject}: ${this.closedWith.message}`);
+      const t = this.tryAllocTag();
+      if (t !== null) return t;
       await new Promise<void>((r) => this.tagWaiters.push(r));
+      if (signal?.aborted) {
+        this.tagWaiters.shift()?.(); // pass the wake-up on: a tag may be free
+        throw new AbortError(`${subject}: interrupted`);
+      }
     }
   }
 
   private releaseTag(tag: number) {
     this.pending.delete(tag);
-    this.tagWaiters.shift()?.();
+    if (this.usedTags.delete(tag)) this.tagWaiters.shift()?.();
   }
 
   /**
@@ -313,17 +324,23 @@ export class Client {
    */
   async rpc(m: { type: MsgName; [field: string]: any }, subject: string, signal?: AbortSignal): Promise<Msg> {
     if (signal?.aborted) throw new AbortError(`${subject}: interrupted`);
-    const tag = await this.allocTag(signal);
-    if (signal?.aborted) throw new AbortError(`${subject}: interrupted`);
+    // The tag is reserved synchronously when one is free, so concurrent calls never share one.
+    const tag = this.tryAllocTag() ?? await this.allocTag(subject, signal);
     let frame: Buffer;
     try {
-      frame = encode({ ...m, tag } as Msg, this.dialect);
+      if (this.closedWith) throw new ConnectionError(`${subject}: ${this.closedWith.message}`);
+      if (signal?.aborted) throw new AbortError(`${subject}: interrupted`);
+      try {
+        frame = encode({ ...m, tag } as Msg, this.dialect);
+      } catch (e) {
+        throw new NinepError(`${subject}: cannot encode ${m.type}: ${(e as Error).message}`, subject, (e as Error).message);
+      }
+      if (frame.length > this.msize) throw new NinepError(`${subject}: ${m.type} of ${frame.length} bytes exceeds msize ${this.msize}`, subject, "message too long");
     } catch (e) {
-      throw new NinepError(`${subject}: cannot encode ${m.type}: ${(e as Error).message}`, subject, (e as Error).message);
+      this.releaseTag(tag);
+      throw e;
     }
-    if (frame.length > this.msize) throw new NinepError(`${subject}: ${m.type} of ${frame.length} bytes exceeds msize ${this.msize}`, subject, "message too long");
     return new Promise<Msg>((resolve, reject) => {
-      if (this.closedWith) { reject(new ConnectionError(`${subject}: ${this.closedWith.message}`)); return; }
       let onAbort: (() => void) | null = null;
       const done = () => { if (onAbort) signal!.removeEventListener("abort", onAbort); };
       const p: Pending = {
