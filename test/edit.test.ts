@@ -111,48 +111,57 @@ t.test("regexp(7): sam's searches with wrap-around, both directions", async (t) 
 });
 
 t.test("regexp(7): agrees with a brute-force leftmost-longest reference", async (t) => {
-  // Random patterns over {a, b}; the reference tries every substring with an
-  // anchored JS RegExp (same language) and takes the leftmost, then longest.
+  // Random patterns over {a, b, newline} with anchors. The reference asks a
+  // backtracking JS RegExp, translated to the same language, whether the
+  // pattern can match exactly text[s, e) in place (lookbehind pins the end),
+  // and takes the leftmost start, then the longest end; backward, the last
+  // end, then the earliest start. sam's rules for where a search may start
+  // apply: not at the end of a text ending in newline, and backward not at 0.
   let seed = 12345;
   const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) % n);
   const gen = (d: number): string => {
-    const k = d > 3 ? rnd(3) : rnd(7);
+    const k = d > 3 ? rnd(5) : rnd(10);
     switch (k) {
       case 0: return "a";
       case 1: return "b";
-      case 2: return ".";
-      case 3: return gen(d + 1) + gen(d + 1);
-      case 4: return "(" + gen(d + 1) + "|" + gen(d + 1) + ")";
-      case 5: return "(" + gen(d + 1) + ")" + "*+?"[rnd(3)];
-      default: return "[ab]";
+      case 2: return "[ab]";
+      case 3: return ["^", "$", "."][rnd(3)];
+      case 4: return "[^a]";
+      case 5: case 6: return gen(d + 1) + gen(d + 1);
+      case 7: return "(" + gen(d + 1) + "|" + gen(d + 1) + ")";
+      default: return "(" + gen(d + 1) + ")" + "*+?"[rnd(3)];
     }
   };
+  const js: Record<string, string> = {
+    "[^a]": "[^a\\n]", ".": "[^\\n]", "^": "(?:^|(?<=\\n))", "$": "(?:(?=\\n)|(?![\\s\\S])(?<=[^\\n]))",
+  };
+  const toJS = (p: string) => p.replace(/\[\^a\]|\.|\^|\$/g, (tok) => js[tok]);
   let checked = 0;
-  for (let i = 0; i < 400; i++) {
+  for (let i = 0; i < 500; i++) {
     const pat = gen(0);
-    const js = new RegExp("^(?:" + pat.replace(/\./g, "[^\\n]") + ")$");
-    const text = Array.from({ length: rnd(9) }, () => "ab\n"[rnd(3)]).join("");
-    let want: [number, number] | null = null;
-    for (let s = 0; s <= text.length && !want; s++) {
-      for (let e = text.length; e >= s; e--) if (js.test(text.slice(s, e))) { want = [s, e]; break; }
-    }
-    // sam does not start a search at the end of a range ending in newline
-    if (want && want[0] === text.length && text.length > 0 && text.endsWith("\n")) want = null;
+    const text = Array.from({ length: rnd(8) }, () => "ab\n"[rnd(3)]).join("");
+    const src = toJS(pat);
+    const exact = (s: number, e: number) => {
+      const r = new RegExp(`(?:${src})(?<=^[\\s\\S]{${e}})`, "y");
+      r.lastIndex = s;
+      return r.test(text);
+    };
+    const len = text.length;
+    const maxStart = len === 0 || !text.endsWith("\n") ? len : len - 1;
+    let want: number[] | null = null;
+    for (let s = 0; s <= maxStart && !want; s++) for (let e = len; e >= s; e--) if (exact(s, e)) { want = [s, e]; break; }
     const re = new Regex(pat);
-    const got = re.match(text, 0, text.length);
+    const got = re.match(text, 0, len);
     const g = got ? [got.q0, got.q1] : null;
     if (JSON.stringify(g) !== JSON.stringify(want)) { t.fail(`/${pat}/ on ${JSON.stringify(text)}: got ${g}, want ${want}`); return; }
-    // backward: the match ending last, then the longest; none ending at 0 unless the text is empty
-    let bwant: [number, number] | null = null;
-    for (let e = text.length; e >= (text.length ? 1 : 0) && !bwant; e--) {
-      for (let s = 0; s <= e; s++) if (js.test(text.slice(s, e))) { bwant = [s, e]; break; }
-    }
-    const bgot = re.matchBackward(text, 0, text.length);
+    let bwant: number[] | null = null;
+    for (let e = len; e >= (len ? 1 : 0) && !bwant; e--) for (let s = 0; s <= e; s++) if (exact(s, e)) { bwant = [s, e]; break; }
+    const bgot = re.matchBackward(text, 0, len);
     const bg = bgot ? [bgot.q0, bgot.q1] : null;
     if (JSON.stringify(bg) !== JSON.stringify(bwant)) { t.fail(`backward /${pat}/ on ${JSON.stringify(text)}: got ${bg}, want ${bwant}`); return; }
     checked++;
   }
-  t.equal(checked, 400, "400 random patterns agree, forward and backward");
+  t.equal(checked, 500, "500 random patterns agree, forward and backward");
 });
 
 t.test("sam(1) addresses", async (t) => {
@@ -175,6 +184,10 @@ t.test("sam(1) addresses", async (t) => {
   t.same(at("?o?", { q0: 7, q1: 7 }), { q0: 6, q1: 7 }, "?re? searches backward from the start of dot");
   t.same(at("?o?", { q0: 6, q1: 7 }), { q0: 0, q1: 1 });
   t.same(at("?our?", { q0: 2, q1: 2 }), { q0: 15, q1: 18 }, "backward, wrapping to the end");
+  t.same(at("?^?", { q0: 8, q1: 8 }), { q0: 4, q1: 4 }, "?^? is the start of the previous line");
+  t.same(at("?^?", { q0: 0, q1: 0 }), { q0: 19, q1: 19 }, "?^? wrapping from the start: the end (as sam)");
+  t.same(at("/^/", { q0: 19, q1: 19 }), { q0: 0, q1: 0 }, "/^/ never matches at the very end");
+  t.same(at("?$?", { q0: 8, q1: 8 }), { q0: 7, q1: 7 });
   t.same(at("-/o/", { q0: 6, q1: 6 }), { q0: 0, q1: 1 }, "-/re/ is a backward search");
   t.same(at("-?o?", { q0: 1, q1: 1 }), { q0: 6, q1: 7 }, "-?re? is forward again");
   t.equal(a("+", { q0: 4, q1: 8 }), "three\n", "+ alone is +1");

@@ -623,15 +623,15 @@ class VM {
     switch (sk.kind) {
       case "none": return from;
       case "bol": {
-        // x is at a line start when the character before it (after it, backward) is a newline
+        // An offset is at a line start when the character before it is a
+        // newline. Backward, that character is the one read at x itself.
+        const limit = Math.min(xTo, seedMax);
         if (this.backward) {
-          const q = len - from;
-          if (q === 0 || text.charCodeAt(q - 1) === 10) return from <= seedMax ? from : -1;
-          const nl = this.findChar(10, from, Math.min(xTo, seedMax) - 1);
-          return nl < 0 ? (Math.min(xTo, seedMax) === len ? len : -1) : nl + 1;
+          const nl = this.findChar(10, from, Math.min(limit, len - 1));
+          return nl >= 0 ? nl : limit === len ? len : -1;
         }
         if (from === 0 || text.charCodeAt(from - 1) === 10) return from <= seedMax ? from : -1;
-        const nl = this.findChar(10, from, Math.min(xTo, seedMax) - 1);
+        const nl = this.findChar(10, from, limit - 1);
         return nl < 0 ? -1 : nl + 1;
       }
       case "char":
