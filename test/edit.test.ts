@@ -294,6 +294,14 @@ t.test("the tutorial: double spacing, indenting, and empty matches in x", async 
   t.equal(ed(pp, "-/.PP/,/.PP/- p", { q0: 20, q1: 20 }).out, ".PP\npara two\nline\n");
 });
 
+t.test("DESIGN.md's example: x/func.*{[^}]*}/ x/foo/ c/bar/", async (t) => {
+  const go = "func a() { foo(); }\nfunc b() {\n\tfoo()\n}\nfoo\n";
+  t.equal(ed(go, "x/func.*{[^}]*}/ x/foo/ c/bar/").text, "func a() { bar(); }\nfunc b() {\n\tfoo()\n}\nfoo\n",
+    "[^}] never matches a newline, so only the one-line body");
+  t.equal(ed(go, "x/func[^{]*{([^}]|\\n)*}/ x/foo/ c/bar/").text, "func a() { bar(); }\nfunc b() {\n\tbar()\n}\nfoo\n",
+    "bodies across lines with ([^}]|\\n)*");
+});
+
 t.test("y: the pieces between matches", async (t) => {
   t.equal(ed("a,b,,c", ",y/,/ c/X/").text, "X,X,X,X");
   t.equal(ed("a,b,", ",y/,/ c/X/").text, "X,X,X", "a final empty piece");

@@ -11,8 +11,8 @@
 // the original text, and dot carries from one command to the next.
 //
 // Positions are UTF-16 code unit offsets (see regex.ts). The grammar and every
-// choice made where sam leaves room are in EDIT_HELP below, which is also
-// man/xenith-edit.txt.
+// choice made where sam leaves room are written up in man/xenith-edit.txt;
+// EDIT_SYNOPSIS below is the one-screen version.
 
 import { Budget, BudgetError, Regex, RegexError, type Range } from "./regex.js";
 
@@ -85,6 +85,15 @@ export type Cmd =
   | { c: "{"; addr: Addr | null; cmds: Cmd[] }
   /** An address alone: set dot. */
   | { c: "\n"; addr: Addr | null };
+
+/** A short summary of the language, for help texts and error replies. */
+export const EDIT_SYNOPSIS = `sam edit language (see xenith-edit notes):
+addresses  #n  n  /re/  ?re?  $  .  a1+a2  a1-a2  a1,a2  a1;a2   (, alone: whole body)
+commands   a/text/  i/text/  c/text/  d  s[n]/re/text/[g]  m addr  t addr  p  =  =#
+loops      x/re/ cmd  x cmd (lines)  y/re/ cmd  g/re/ cmd  v/re/ cmd  { cmd-per-line }
+regexp     . [set] [^set] ^ $ * + ? | ( )  \\n; leftmost-longest; & and \\1-\\9 in s
+one edit is one transaction: changes are against the original text, in order
+`;
 
 const CLOSE = Symbol("}");
 
