@@ -7,7 +7,7 @@ import t, { Test } from "tap";
 import {
   applyChanges, edit, EditError, parseEdit, resolveAddress, runEdit, type EditState,
 } from "../src/xenith/edit.js";
-import { Budget, compileRegex, Regex, RegexError } from "../src/xenith/regex.js";
+import { Budget, compileRegex, quoteRegex, Regex, RegexError } from "../src/xenith/regex.js";
 
 const all = (s: string) => ({ q0: 0, q1: s.length });
 
@@ -52,6 +52,8 @@ t.test("regexp(7): literals, metacharacters, classes", async (t) => {
   t.same(m("(ab)+", "abababx"), ["ababab", "ab"]);
   t.same(m("a**", "aa"), ["aa"], "a repeated repetition");
   t.same(m("", "abc"), [""], "the empty pattern matches the empty string");
+  const odd = "a.b*c+d?[e]f(g)h|i\\j^k$l\nm";
+  t.same(m(quoteRegex(odd), "x" + odd + "x"), [odd], "quoteRegex");
 });
 
 t.test("regexp(7): leftmost-longest", async (t) => {

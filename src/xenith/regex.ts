@@ -835,7 +835,10 @@ export function compileRegex(source: string): Regex {
   return new Regex(source);
 }
 
-/** Characters that are regexp metacharacters (for quoting). */
+/**
+ * A pattern matching s literally: metacharacters are escaped and newlines
+ * written \n. In an edit command the delimiter must be escaped as well.
+ */
 export function quoteRegex(s: string): string {
   let out = "";
   for (const ch of s) out += ch === "\n" ? "\\n" : META.includes(ch) ? "\\" + ch : ch;
