@@ -3,14 +3,15 @@
 // Starts both servers on unix sockets, gives them the same bytes, then for
 // every metric runs timed rounds with the load client (bench/load.ts, in
 // child processes), alternating which server goes first, and prints the
-// median of each server and the pi9/diod ratio. See bench/README.md.
+// median of each server and the pi9/diod ratio. Both servers are started
+// afresh for every round. See bench/README.md.
 //
 // Options (argv `--name value`, or env PI9_BENCH_NAME):
 //   --size-mib N      large body size (256)
 //   --small-bytes N   small file size (1024)
-//   --seconds S       timed length of one round (2)
-//   --warm-seconds S  untimed warm-up round before the first timed one (1)
-//   --rounds N        timed rounds per metric and server (5)
+//   --seconds S       timed length of one measurement (1.5)
+//   --warm-ms N       untimed warm-up of each measurement, same connections (500)
+//   --rounds N        rounds; each measures every metric on both servers (7)
 //   --depth N         small-op cycles in flight per connection (1)
 //   --read-depth N    Treads in flight on the sequential read (1)
 //   --conns LIST      connection counts for the small-op metric (1,8)
@@ -28,7 +29,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Job } from "./load.js";
 import { children, measure, median } from "./measure.js";
-import { makeContent, Server, startDiod, startPi9, verify } from "./servers.js";
+import { makeContent, prepareDiodDir, Server, startDiod, startPi9, verify } from "./servers.js";
 
 function options() {
   const argv = process.argv.slice(2);
@@ -52,9 +53,9 @@ function options() {
   return {
     sizeMiB: num("size-mib", 256, 1, 4096),
     smallBytes: Math.floor(num("small-bytes", 1024, 1, 65536)),
-    seconds: num("seconds", 2, 0.1, 120),
-    warmSeconds: num("warm-seconds", 1, 0, 120),
-    rounds: Math.floor(num("rounds", 5, 1, 50)),
+    seconds: num("seconds", 1.5, 0.1, 120),
+    warmMs: Math.floor(num("warm-ms", 500, 0, 60000)),
+    rounds: Math.floor(num("rounds", 7, 1, 50)),
     depth: Math.floor(num("depth", 1, 1, 256)),
     readDepth: Math.floor(num("read-depth", 1, 1, 64)),
     conns: list("conns", "1,8").map(Number).filter((n) => Number.isInteger(n) && n > 0 && n <= 256),
@@ -133,7 +134,7 @@ async function main() {
     });
   }
   const steps = metrics.length * 2 * o.rounds;
-  const boundMs = 120000 + steps * (o.seconds * 1000 + 15000) + metrics.length * 2 * (o.warmSeconds * 1000 + 15000) + o.sizeMiB * 200;
+  const boundMs = 60000 + o.rounds * (30000 + o.sizeMiB * 100) + steps * (o.seconds * 1000 + o.warmMs + 15000);
   const watchdog = setTimeout(() => { process.stderr.write(`bench: still running after ${Math.round(boundMs / 1000)} s: giving up\n`); process.exit(3); }, boundMs);
   watchdog.unref();
 
@@ -143,32 +144,38 @@ async function main() {
   tmpDirs.add(tmp);
   const small = makeContent(o.smallBytes, 7);
   const large = makeContent(size, 9);
-  const t0 = Date.now();
-  const pi9 = await startPi9(tmp, small, large, o.nodeFlags, o.pi9Bin || undefined);
-  servers.push(pi9);
-  process.stderr.write(`bench: pi9 filled through 9P in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-  const diod = await startDiod(tmp, small, large, o.diod);
-  servers.push(diod);
-  tmpDirs.add(diod.dir);
-  for (const s of servers) for (const m of o.msizes) await verify(s, small, large, m);
-  process.stderr.write("bench: both servers verified (same bytes at start, seam and end)\n");
+  const diodDir = prepareDiodDir(tmp, small, large);
+  tmpDirs.add(diodDir);
 
   type Series = { pi9: number[]; diod: number[] };
   const results: Record<string, Series & { cpu: Series; msize: Record<string, number> }> = {};
-  for (const [mi, m] of metrics.entries()) {
-    results[m.key] = { pi9: [], diod: [], cpu: { pi9: [], diod: [] }, msize: {} };
-    if (o.warmSeconds > 0) for (const s of servers) await measure(m.jobs(s, 200), o.warmSeconds * 1000);
-    for (let r = 0; r < o.rounds; r++) {
+  for (const m of metrics) results[m.key] = { pi9: [], diod: [], cpu: { pi9: [], diod: [] }, msize: {} };
+  for (let r = 0; r < o.rounds; r++) {
+    // Fresh server processes every round: on a busy machine a long-lived
+    // process can keep a lucky or unlucky placement for the whole run.
+    const t0 = Date.now();
+    const pi9 = await startPi9(tmp, small, large, o.nodeFlags, o.pi9Bin || undefined);
+    servers.push(pi9);
+    const fill = (Date.now() - t0) / 1000;
+    const diod = await startDiod(tmp, diodDir, o.diod);
+    servers.push(diod);
+    if (r === 0) {
+      for (const s of servers) for (const m of o.msizes) await verify(s, small, large, m);
+      process.stderr.write(`bench: pi9 filled through 9P in ${fill.toFixed(1)} s; both servers verified (same bytes at start, seam and end)\n`);
+    }
+    for (const [mi, m] of metrics.entries()) {
       const order = (r + mi) % 2 === 0 ? [pi9, diod] : [diod, pi9];
       for (const s of order) {
-        const res = await measure(m.jobs(s, 200), o.seconds * 1000, s.proc.pid);
+        const res = await measure(m.jobs(s, o.warmMs), o.seconds * 1000, s.proc.pid);
         const v = m.value(res), c = m.cpu(res);
         results[m.key][s.name].push(v);
         results[m.key].cpu[s.name].push(c);
         results[m.key].msize[s.name] = res.msize;
-        process.stderr.write(`bench: ${m.label}  round ${r + 1}/${o.rounds}  ${s.name.padEnd(4)} ${fmt(v)}  (server CPU ${fmt(c)} ${m.cpuUnit})\n`);
+        process.stderr.write(`bench: round ${r + 1}/${o.rounds}  ${m.label.padEnd(32)} ${s.name.padEnd(4)} ${fmt(v).padStart(6)}  (server CPU ${fmt(c)} ${m.cpuUnit})\n`);
       }
     }
+    for (const s of servers) await s.stop();
+    servers = [];
   }
 
   // ---- report -----------------------------------------------------------
@@ -200,8 +207,6 @@ async function main() {
   process.stdout.write(`\n(${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
   if (o.json) writeFileSync(o.json, JSON.stringify({ machine: machine(), options: { ...o, only: [...o.only] }, results: out }, null, 2) + "\n");
 
-  for (const s of servers) await s.stop();
-  servers = [];
   clearTimeout(watchdog);
 }
 

@@ -128,8 +128,8 @@ async function appendBody(w: Wire, id: string, data: Buffer) {
   await w.request({ type: "Tclunk", tag: 2, fid: 11 });
 }
 
-/** Start diod exporting a directory on /dev/shm that holds the same two files. */
-export async function startDiod(tmp: string, small: Buffer, large: Buffer, diodBin: string): Promise<Server & { dir: string }> {
+/** A directory on /dev/shm (tmpfs) holding the same two files, for diod to export. */
+export function prepareDiodDir(tmp: string, small: Buffer, large: Buffer): string {
   const shmBase = existsSync("/dev/shm") ? "/dev/shm" : tmp;
   const dir = mkdtempSync(path.join(shmBase, "pi9-bench-"));
   try {
@@ -138,16 +138,20 @@ export async function startDiod(tmp: string, small: Buffer, large: Buffer, diodB
       writeFileSync(path.join(dir, sub, "body"), data);
     }
   } catch (e) { rmSync(dir, { recursive: true, force: true }); throw e; }
+  return dir;
+}
+
+/** Start diod exporting `dir` (from prepareDiodDir). */
+export async function startDiod(tmp: string, dir: string, diodBin: string): Promise<Server> {
   const sock = path.join(tmp, "diod.sock");
   const args = ["-f", "-n", "-l", sock, "-e", dir, "-c", "/dev/null", "-L", "stderr"];
   const proc = spawn(diodBin, args, { stdio: ["ignore", "ignore", "pipe"] });
   const stderr = collectStderr(proc);
   proc.once("error", () => { /* reported by waitReady through exitCode */ });
-  try { await waitReady("diod", proc, sock, stderr); }
-  catch (e) { rmSync(dir, { recursive: true, force: true }); throw e; }
+  await waitReady("diod", proc, sock, stderr);
   return {
-    name: "diod", sock, aname: dir, small: ["1", "body"], large: ["2", "body"], proc, dir,
-    stop: async () => { await stopProc(proc); rmSync(dir, { recursive: true, force: true }); },
+    name: "diod", sock, aname: dir, small: ["1", "body"], large: ["2", "body"], proc,
+    stop: () => stopProc(proc),
   };
 }
 
