@@ -41,7 +41,9 @@ function options() {
     return process.env[`PI9_BENCH_${name.toUpperCase().replace(/-/g, "_")}`] ?? def;
   };
   if (argv.includes("--help") || argv.includes("-h")) {
-    process.stdout.write("usage: npm run bench -- [--size-mib N] [--seconds S] [--rounds N] [--depth N] [--read-depth N] [--conns 1,8] [--msizes 65536,1048576] [--procs N] [--only cycles,read] [--node-flags STR] [--json FILE]\n");
+    process.stdout.write("usage: npm run bench -- [--size-mib N] [--small-bytes N] [--seconds S] [--warm-ms N] [--rounds N] [--depth N] [--read-depth N]\n"
+      + "         [--conns 1,8] [--msizes 65536,1048576] [--procs N] [--only cycles,read] [--node-flags STR] [--diod PATH] [--pi9-bin PATH] [--json FILE]\n"
+      + "every option may also be given as PI9_BENCH_<NAME> (e.g. PI9_BENCH_SIZE_MIB=64); see bench/README.md\n");
     process.exit(0);
   }
   const num = (name: string, def: number, min: number, max: number) => {

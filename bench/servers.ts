@@ -143,6 +143,7 @@ export function prepareDiodDir(tmp: string, small: Buffer, large: Buffer): strin
 
 /** Start diod exporting `dir` (from prepareDiodDir). */
 export async function startDiod(tmp: string, dir: string, diodBin: string): Promise<Server> {
+  if (!existsSync(diodBin)) throw new BenchError(`no diod at ${diodBin}: install Debian's diod package or pass --diod <path>`);
   const sock = path.join(tmp, "diod.sock");
   const args = ["-f", "-n", "-l", sock, "-e", dir, "-c", "/dev/null", "-L", "stderr"];
   const proc = spawn(diodBin, args, { stdio: ["ignore", "ignore", "pipe"] });
