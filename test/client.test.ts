@@ -332,6 +332,25 @@ t.test("against pi9 serve", async (t) => {
   });
 });
 
+t.test("CLI: pi9 cat reports a server that goes away, naming the path and the address", async (t) => {
+  const s = await startServe();
+  t.teardown(() => s.stop());
+  const c = await Client.connect(`unix!${s.sock}`, { dialect: "9P2000" });
+  const cat = pi9bg(["cat", ...sockArgs(s), "/mnt/xenith/event"]);
+  t.teardown(() => { cat.proc.kill("SIGKILL"); });
+  let synced = false;
+  for (let i = 0; i < 300 && !synced; i++) {
+    await c.writeFile("/mnt/xenith/event", `sync ${i}\n`);
+    synced = await cat.waitFor((o) => /^sync \d+$/m.test(o), 100);
+  }
+  t.ok(synced);
+  await c.close();
+  await s.stop();
+  const ex = await cat.exited;
+  t.equal(ex.code, 1);
+  t.equal(cat.stderr, `pi9: cat /mnt/xenith/event: unix!${s.sock}: connection closed by the server\n`);
+});
+
 // ---- tokens -----------------------------------------------------------------------
 
 t.test("tokens", async (t) => {

@@ -67,7 +67,7 @@ async function run(cmd: string, path: string, a: CommonArgs, body: (c: Client) =
     const err = e as Error;
     let msg = err?.message ?? String(e);
     // Messages about a file start with its path; the others (address, usage) get the path in front.
-    if (!(err instanceof NinepError && msg.startsWith("/"))) msg = `${path}: ${msg}`;
+    if (!msg.startsWith("/")) msg = `${path}: ${msg}`;
     process.stderr.write(`pi9: ${cmd} ${msg}\n`);
     process.exit(err instanceof UsageError ? 2 : 1);
   }
