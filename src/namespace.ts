@@ -1,6 +1,7 @@
 // The whole pi9 namespace: one tree for every dialect and every client.
 //   /mnt/xenith  /mnt/tools  /mnt/pxldisk  /n/web
 
+import { Agents, AgentOptions } from "./agents/manager.js";
 import { StaticDir } from "./fs/node.js";
 import { Xenith } from "./xenith/xenith.js";
 
@@ -10,9 +11,10 @@ export interface Namespace {
   tools: StaticDir;
   pxldisk: StaticDir;
   web: StaticDir;
+  agents: Agents;
 }
 
-export function buildNamespace(opts: { cwd?: string } = {}): Namespace {
+export function buildNamespace(opts: { cwd?: string; agents?: AgentOptions } = {}): Namespace {
   const root = new StaticDir("", 0o555);
   const mnt = root.add(new StaticDir("mnt", 0o555));
   const n = root.add(new StaticDir("n", 0o555));
@@ -21,5 +23,6 @@ export function buildNamespace(opts: { cwd?: string } = {}): Namespace {
   const tools = mnt.add(new StaticDir("tools", 0o555));
   const pxldisk = mnt.add(new StaticDir("pxldisk", 0o555));
   const web = n.add(new StaticDir("web", 0o555));
-  return { root, xenith, tools, pxldisk, web };
+  const agents = new Agents(xenith, opts.agents);
+  return { root, xenith, tools, pxldisk, web, agents };
 }

@@ -1,7 +1,7 @@
 // /mnt/xenith: numbered windows, each a directory of files, plus the
 // namespace files new, index, focus, event and log (DESIGN.md 2.1).
 
-import { AppendFile, CtlFile, FnFile, SessionFile } from "../fs/files.js";
+import { AppendFile, CtlCommand, CtlFile, FnFile, SessionFile } from "../fs/files.js";
 import { errs, FsError } from "../fs/errors.js";
 import { Ctx, Handle, Node, OpenFlags, StaticDir } from "../fs/node.js";
 import { Broadcast, escapeEvent, StreamFile } from "../fs/stream.js";
@@ -31,7 +31,11 @@ class BodyFile extends Node {
     this.checkOpen(flags, true, true);
     return {
       read: (r) => this.win.text.read(r.offset, r.count),
-      write: (w) => { this.win.append(w.data); return w.data.length; },
+      write: (w) => {
+        if (!this.win.bodyWritable) throw new FsError("EACCES", `permission denied: the body of a ${this.win.kind} window is written by its agent; write ctl (prompt …)`);
+        this.win.append(w.data);
+        return w.data.length;
+      },
       close() {},
     };
   }
@@ -53,20 +57,29 @@ export class Window {
   /** acme's addr, set through the addr file, used by data. */
   addr: Range = { q0: 0, q1: 0 };
   image: { path: string; width: number; height: number } | null = null;
+  /** ctl messages; agents add theirs (prompt, steer, …). */
+  readonly ctl: Record<string, CtlCommand>;
+  /** Whether writes to body are accepted (an agent's body is written by the agent). */
+  bodyWritable = true;
+  /** Sees each line a program writes to this window's event file. */
+  onEventWrite?: (line: string) => void;
+  /** Stops what runs behind the window (an agent) before it is deleted. */
+  stop?: () => Promise<void>;
 
   constructor(readonly x: Xenith, readonly id: number, readonly kind: WindowKind, public cwd: string) {
     this.dir = new WindowDir(String(id), this);
     this.body = this.dir.add(new BodyFile(this));
-    this.dir.add(new CtlFile("ctl", () => this.ctlLine() + "\n", {
+    this.ctl = {
       name: (a) => this.setName(a.trim()),
       clean: () => { this.dirty = false; },
       dirty: () => { this.dirty = true; },
       focus: () => this.x.setFocus(this.id),
-      del: () => this.x.delete(this.id),
-      delete: () => this.x.delete(this.id),
+      del: () => this.del(),
+      delete: () => this.del(),
       "dot=addr": () => this.setSel(this.addr.q0, this.addr.q1),
       "addr=dot": () => { this.addr = { ...this.sel }; },
-    }, (line) => {
+    };
+    this.dir.add(new CtlFile("ctl", () => this.ctlLine() + "\n", this.ctl, (line) => {
       // Any other line must be a sam command; it is parsed now, so a write
       // with a bad line changes nothing.
       let cmds: Cmd[];
@@ -83,7 +96,7 @@ export class Window {
       },
     }));
     this.dir.add(new StreamFile("event", () => this.events, (text) => {
-      for (const line of text.split("\n")) if (line !== "") this.events.publish(line);
+      for (const line of text.split("\n")) if (line !== "") { this.onEventWrite?.(line); this.events.publish(line); }
     }));
     this.dir.add(new FnFile("sel", 0o644, {
       read: () => (this.sel.q0 === this.sel.q1 ? "" : `${this.sel.q0} ${this.sel.q1}\n`),
@@ -212,6 +225,12 @@ export class Window {
     return r.output;
   }
 
+  /** Delete the window, stopping its agent first. */
+  async del() {
+    if (this.stop) await this.stop();
+    if (!this.deleted) this.x.delete(this.id);
+  }
+
   ctlLine() {
     return `${this.id} ${this.kind} ${this.status} ${dash(this.name)} ${dash(this.cwd)} ${this.text.size} ${this.dirty ? 1 : 0}`;
   }
@@ -301,7 +320,12 @@ export function mapThrough(p: number, changes: Change[]): number {
 
 class WindowDir extends StaticDir {
   constructor(name: string, readonly win: Window) { super(name, 0o755); }
-  override remove() { this.win.x.delete(this.win.id); }
+  override remove() {
+    // Tremove cannot wait: the window goes now, its agent is stopped behind it.
+    const stop = this.win.stop;
+    this.win.x.delete(this.win.id);
+    if (stop) void stop().catch(() => {});
+  }
 }
 
 export interface NewRequestHandler {
