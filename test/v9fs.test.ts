@@ -14,7 +14,7 @@
 import t, { Test } from "tap";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { startServe } from "./helpers/serve.js";
+import { Served, startServe } from "./helpers/serve.js";
 import { gate, KERNELS, kitMissing, limiter, marks, Ran, section, v9fs, VERSIONS } from "./helpers/kit.js";
 
 // Shell helpers shared by the scripts (busybox 1.35 ash, run with sh -e).
@@ -146,23 +146,26 @@ cat log
 echo "@@ end"
 `;
 
-interface Case { kernel: string; version: string; aname?: string }
+interface Case { kernel: string; version: string; aname?: string; tcp?: boolean }
 interface Result extends Ran { server: string }
 
 const missing = kitMissing();
 if (gate(t, "the v9fs VM kit", missing)) {
   const pool = limiter(2);
+  // Never rejects: the results are awaited later, one subtest at a time, and
+  // an unhandled rejection in between would end the whole file.
   const runCase = (c: Case, script: string): Promise<Result> => pool(async () => {
-    const s = await startServe();
+    let s: Served | null = null;
     try {
+      s = await startServe({ tcp: c.tcp });
       const file = path.join(s.dir, "cmds.sh");
       writeFileSync(file, script);
-      const r = await v9fs(s.sock, file, { kernel: c.kernel, version: c.version, aname: c.aname });
+      const r = await v9fs(c.tcp ? String(s.port) : s.sock, file, { kernel: c.kernel, version: c.version, aname: c.aname });
       return { ...r, server: s.stderr() };
     } catch (e) {
-      return { code: -1, stdout: "", stderr: String((e as Error)?.stack ?? e), server: s.stderr() };
+      return { code: -1, stdout: "", stderr: String((e as Error)?.stack ?? e), server: s?.stderr() ?? "" };
     } finally {
-      await s.stop();
+      await s?.stop();
     }
   });
 
@@ -176,9 +179,14 @@ if (gate(t, "the v9fs VM kit", missing)) {
     const c = { kernel, version, aname: "/mnt/xenith" };
     cases.push({ c, result: runCase(c, ANAME), check: checkAname });
   }
+  // The TCP transport too (the guest reaches 127.0.0.1:PORT through QEMU's guestfwd).
+  for (const c of [{ kernel: "6.1", version: "9p2000.L" }, { kernel: "6.12", version: "9p2000" }]) {
+    const tc = { ...c, aname: "/mnt/xenith", tcp: true };
+    cases.push({ c: tc, result: runCase(tc, ANAME), check: checkAname });
+  }
 
   for (const { c, result, check } of cases) {
-    t.test(`kernel ${c.kernel} ${c.version}${c.aname ? ` aname=${c.aname}` : ""}`, async (t) => {
+    t.test(`kernel ${c.kernel} ${c.version}${c.aname ? ` aname=${c.aname}` : ""}${c.tcp ? " over TCP" : ""}`, async (t) => {
       const r = await result;
       const diag = { stdout: r.stdout, stderr: r.stderr, server: r.server };
       t.equal(r.code, 0, "the script ran to its end with status 0", r.code === 0 ? {} : diag);
