@@ -50,6 +50,9 @@ echo '/nomatch/ d' > $id/edit 2>/dev/null && echo "bad address accepted" || echo
 echo '5 999' > $id/sel 2>/dev/null && echo "bad sel accepted" || echo "bad sel refused"
 echo "== body after"
 cat $id/body
+echo "== errors"
+cat nosuchfile 2>&1 || true
+(echo x > index) 2>&1 || true
 echo "== all events"
 waitfor 50 grep -q 'insert 20 23 FOO' /tmp/ev
 cat /tmp/ev
@@ -83,6 +86,8 @@ t.test("xenith window files under v9fs", async (t) => {
         t.equal(section(out, "bad edits"), "bad regex refused\nbad address refused\nbad sel refused");
         t.equal(section(out, "body after"), EXPECT_BODY, "failed commands changed nothing");
         t.match(section(out, "all events"), /delete 20 23\ninsert 20 23 FOO/);
+        t.match(section(out, "errors"), /nosuchfile.*No such file or directory\n.*Permission denied/s,
+          "errors of the tree map to errno names in every dialect (9P2000 strings match Linux's table)");
       });
     } finally {
       await s.stop();

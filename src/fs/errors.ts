@@ -11,15 +11,21 @@ export class FsError extends Error {
   constructor(readonly code: ErrCode, message: string) { super(message); }
 }
 
-/** Conventional messages, worded as Plan 9 does so 9P2000 clients recognise them. */
+/**
+ * Conventional messages. The Linux client maps a 9P2000 error string to an
+ * errno only when it matches its table exactly (net/9p/error.c), so errors
+ * of the tree itself use those strings with nothing appended; anything else
+ * shows as "Unknown error 526" there.
+ */
 export const errs = {
-  notFound: (name?: string) => new FsError("ENOENT", name ? `file does not exist: ${name}` : "file does not exist"),
+  /** With `what` (e.g. "window 7"), a message for a named thing that is missing, not a path. */
+  notFound: (what?: string) => new FsError("ENOENT", what ? `no such ${what}` : "file does not exist"),
   perm: (what = "permission denied") => new FsError("EACCES", what),
   notDir: () => new FsError("ENOTDIR", "not a directory"),
-  isDir: () => new FsError("EISDIR", "is a directory"),
+  isDir: () => new FsError("EISDIR", "Is a directory"),
   exists: () => new FsError("EEXIST", "file already exists"),
-  readOnly: () => new FsError("EACCES", "permission denied: file is read-only"),
-  writeOnly: () => new FsError("EACCES", "permission denied: file is write-only"),
+  readOnly: () => new FsError("EACCES", "permission denied"),
+  writeOnly: () => new FsError("EACCES", "permission denied"),
   inval: (m: string) => new FsError("EINVAL", m),
   flushed: () => new FsError("ECANCELED", "interrupted"),
 };

@@ -89,7 +89,7 @@ export abstract class Node {
     if (mtime !== undefined) this.mtime = mtime;
   }
 
-  remove(_ctx: Ctx): void { throw errs.perm(`permission denied: ${this.name} cannot be removed`); }
+  remove(_ctx: Ctx): void { throw errs.perm(); }
 
   path(): string {
     const parts: string[] = [];
@@ -109,7 +109,7 @@ export abstract class Dir extends Node {
   abstract list(): Node[];
   lookup(name: string): Node | undefined { return this.list().find((n) => n.name === name); }
   create(name: string, _perm: number, _isDir: boolean, _flags: OpenFlags, _ctx: Ctx): Node {
-    throw errs.perm(`permission denied: cannot create ${name} in ${this.path()}`);
+    throw errs.perm();
   }
   open(flags: OpenFlags): Handle {
     if (flags.write) throw errs.isDir();

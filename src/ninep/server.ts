@@ -439,7 +439,7 @@ export class Connection {
         const f = this.fid(m.dirfid);
         const d = this.asDir(f.node);
         const n = d.lookup(m.name);
-        if (!n) throw new FsError("ENOENT", `file does not exist: ${m.name}`);
+        if (!n) throw new FsError("ENOENT", "file does not exist");
         n.remove(f.ctx);
         this.detach(n);
         return { type: "Runlinkat", tag };
@@ -509,7 +509,7 @@ export class Connection {
       else if (name === ".") next = n;
       else next = n.lookup(name);
       if (!next) {
-        if (qids.length === 0) throw new FsError("ENOENT", `file does not exist: ${name}`);
+        if (qids.length === 0) throw new FsError("ENOENT", "file does not exist");
         break;
       }
       n = next;
