@@ -341,6 +341,8 @@ export class Xenith {
   private nextId = 1;
   /** Extra `new` verbs (spawn, agent) registered by other subsystems. */
   readonly newVerbs = new Map<string, NewRequestHandler>();
+  /** In-process watchers of the lifecycle lines (the hypivisor's roster of agent windows). */
+  readonly watchers = new Set<(line: string) => void>();
 
   constructor(readonly defaultCwd = "") {
     this.dir.add(new SessionFile("new", 0o666, (flags, ctx) => this.openNew(flags, ctx)));
@@ -364,6 +366,7 @@ export class Xenith {
   lifecycle(line: string) {
     this.events.publish(line);
     this.log.append(line + "\n");
+    for (const f of this.watchers) f(line);
   }
 
   createWindow(kind: WindowKind = "window", name = "", cwd = this.defaultCwd): Window {
