@@ -7,6 +7,7 @@ import path from "node:path";
 import { buildNamespace, Namespace } from "../namespace.js";
 import { Level, Logger, makeLogger } from "../ninep/log.js";
 import { NinepServer } from "../ninep/server.js";
+import { DEFAULT_HTTP_PORT, Hypivisor } from "../agents/hypivisor.js";
 import { Addr, AddrError, defaultSocketPath, DEFAULT_PORT, formatAddr, isLoopback, listen, parseAddr, stdioStream } from "../ninep/transport.js";
 
 export interface ServeOptions {
@@ -53,14 +54,28 @@ export async function serve(o: ServeOptions): Promise<Running> {
   for (const a of addrs) {
     if (!isLoopback(a) && !o.token) throw new UsageError(`refusing to listen on ${formatAddr(a)} without a token: pass --token-file, set PI9_TOKEN, or listen on loopback`);
   }
+  let httpAddr: Addr | null = null;
   if (o.http && o.http !== "off") {
-    try { parseAddr(o.http, 31415); } catch (e) { throw new UsageError(`--http: ${(e as Error).message}`); }
+    try { httpAddr = parseAddr(o.http, DEFAULT_HTTP_PORT); } catch (e) { throw new UsageError(`--http: ${(e as Error).message}`); }
+    if (!isLoopback(httpAddr) && !o.token) throw new UsageError(`refusing to serve HTTP on ${formatAddr(httpAddr)} without a token: pass --token-file, set PI9_TOKEN, or use a loopback --http address`);
   }
   const state = o.state ?? defaultStateDir();
   mkdirSync(state, { recursive: true, mode: 0o700 });
 
   const ns = buildNamespace({ cwd: process.cwd() });
   const server = new NinepServer({ root: ns.root, token: o.token, log });
+  // The hypivisor-compatible HTTP/WebSocket services, up before 9P is announced.
+  let hyp: Hypivisor | null = null;
+  if (httpAddr) {
+    hyp = new Hypivisor(ns.xenith, ns.agents, { token: o.token, log });
+    try {
+      const at = await hyp.listen(httpAddr);
+      log.info(`hypivisor: listening on ${at} (/ws, /ws/agent/<id>)${o.token ? " (token required)" : ""}`);
+    } catch (e) {
+      await hyp.close();
+      throw new UsageError((e as Error).message);
+    }
+  }
   const listeners: { srv: net.Server; addr: Addr }[] = [];
   try {
     for (const a of addrs) {
@@ -70,6 +85,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
     }
   } catch (e) {
     for (const l of listeners) l.srv.close();
+    await hyp?.close();
     throw e instanceof AddrError ? new UsageError(e.message) : e;
   }
   let stdioDone: Promise<void> | null = null;
@@ -79,13 +95,13 @@ export async function serve(o: ServeOptions): Promise<Running> {
     stdioDone = new Promise((resolve) => { s.once("close", () => resolve()); s.once("end", () => resolve()); });
     log.info("serving one connection on stdin/stdout");
   }
-  if (o.http && o.http !== "off") log.debug(`http ${o.http}: no HTTP services yet in this version`);
   let closed = false;
   const running: Running = {
     ns, server, addrs,
     async close() {
       if (closed) return;
       closed = true;
+      await hyp?.close();
       server.closeAll();
       await Promise.all(listeners.map((l) => new Promise<void>((r) => l.srv.close(() => r()))));
       for (const l of listeners) if (l.addr.kind === "unix") { try { unlinkSync(l.addr.path); } catch { /* already gone */ } }
