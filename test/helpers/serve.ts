@@ -26,6 +26,8 @@ export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
 export interface Served {
   sock: string;
   port: number | null;
+  /** The HTTP/WebSocket port, when started with `http: true`. */
+  httpPort: number | null;
   dir: string;
   proc: ChildProcess;
   /** Everything the server wrote to stderr so far. */
@@ -41,11 +43,13 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startServe(opts: { tcp?: boolean; args?: string[]; env?: Record<string, string> } = {}): Promise<Served> {
+/** `http: true` serves the HTTP/WebSocket services on a free loopback port (Served.httpPort); by default they are off. */
+export async function startServe(opts: { tcp?: boolean; http?: boolean; args?: string[]; env?: Record<string, string> } = {}): Promise<Served> {
   const dir = mkdtempSync(path.join(os.tmpdir(), "pi9-test-"));
   const sock = path.join(dir, "pi9.sock");
   const port = opts.tcp ? await freePort() : null;
-  const args = [BIN, "serve", "--listen", `unix!${sock}`, "--state", path.join(dir, "state"), "--http", "off", ...(port ? ["--listen", `tcp!127.0.0.1!${port}`] : []), ...(opts.args ?? [])];
+  const httpPort = opts.http ? await freePort() : null;
+  const args = [BIN, "serve", "--listen", `unix!${sock}`, "--state", path.join(dir, "state"), "--http", httpPort ? `127.0.0.1:${httpPort}` : "off", ...(port ? ["--listen", `tcp!127.0.0.1!${port}`] : []), ...(opts.args ?? [])];
   const proc = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], env: childEnv(opts.env) });
   let err = "";
   proc.stderr!.setEncoding("utf8");
@@ -59,7 +63,7 @@ export async function startServe(opts: { tcp?: boolean; args?: string[]; env?: R
     proc.once("exit", (code) => { clearTimeout(t); reject(new Error(`pi9 serve exited with ${code}: ${err}`)); });
   });
   return {
-    sock, port, dir, proc,
+    sock, port, httpPort, dir, proc,
     stderr: () => err,
     stop: () => new Promise((resolve) => {
       if (proc.exitCode !== null) { rmSync(dir, { recursive: true, force: true }); resolve(proc.exitCode); return; }
