@@ -81,6 +81,12 @@ export class Renderer {
   private newline() { if (!this.atLineStart) this.body("\n"); }
   private ev(line: string) { this.w.events.publish(line); }
 
+  /** A line of the backend's own in the body (a new session, say), on a line of its own. */
+  note(line: string) {
+    this.newline();
+    this.body(line + "\n");
+  }
+
   handle(e: PiEvent) {
     switch (e.type) {
       case "agent_start":

@@ -1,6 +1,7 @@
 // Agents behind windows: the `spawn` and `agent` requests of
 // /mnt/xenith/new, the folders agents may run in, and shutdown.
 
+import { mkdirSync } from "node:fs";
 import { mkdir, realpath, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -8,10 +9,15 @@ import { FsError } from "../fs/errors.js";
 import type { Xenith } from "../xenith/xenith.js";
 import { AgentWindow, parseArgs } from "./agent.js";
 import { makeScriptAgent } from "./script.js";
+import { piCommand, PiOptions, PiRpcBackend, defaultPiPath } from "./pi-rpc.js";
 
 export interface AgentOptions {
   /** Folders agents may run in (and below). Default: the user's home. */
   roots?: string[];
+  /** How spawned pis run (path, extra args and environment). */
+  pi?: PiOptions;
+  /** State folder: spawned agents log pi's stderr to <state>/agents/<id>.log. Default ~/.local/state/pi9. */
+  stateDir?: string;
 }
 
 export class Agents {
@@ -21,6 +27,7 @@ export class Agents {
   constructor(readonly x: Xenith, readonly opts: AgentOptions = {}) {
     this.roots = (opts.roots && opts.roots.length ? opts.roots : [os.homedir()]).map((r) => path.resolve(expandHome(r)));
     x.newVerbs.set("agent", (_v, args) => this.script(args));
+    x.newVerbs.set("spawn", (_v, args) => this.spawn(args));
   }
 
   /** `agent name=… [cwd=…]`: a window served by whatever program reads its inbox. */
@@ -34,6 +41,40 @@ export class Agents {
     const w = this.x.createWindow("script", name, cwd);
     const a = makeScriptAgent(this.x, w);
     this.track(a);
+    return w.id;
+  }
+
+  /**
+   * `spawn <dir> [name=…] [model=…] [mkdir]`: pi in RPC mode as a child, in
+   * <dir> (made first with mkdir). Resolves once pi answers, with the
+   * window's id; a pi that cannot start fails the request and leaves no window.
+   */
+  async spawn(args: string): Promise<number> {
+    const { pos, kv } = parseArgs(args);
+    const usage = "want spawn <dir> [name=…] [model=…] [mkdir]";
+    if (!pos.length) throw new FsError("EINVAL", `spawn: missing folder: ${usage}`);
+    const [dir, ...rest] = pos;
+    for (const w of rest) if (w !== "mkdir") throw new FsError("EINVAL", `spawn: unexpected ${w}: ${usage}`);
+    for (const k of kv.keys()) if (k !== "name" && k !== "model") throw new FsError("EINVAL", `spawn: unknown option ${k}: ${usage}`);
+    if (kv.has("model") && !kv.get("model")) throw new FsError("EINVAL", "spawn: model= wants provider/id");
+    const cwd = await this.resolveDir(dir, rest.includes("mkdir"));
+    const piOpts = this.opts.pi ?? {};
+    // A missing pi fails the request before any window exists.
+    try { piCommand(piOpts.path ?? defaultPiPath()); } catch (e) { throw e instanceof FsError ? new FsError(e.code, `spawn: ${e.message}`) : e; }
+    const name = kv.get("name") || path.basename(cwd) || "pi";
+    const logDir = path.join(this.opts.stateDir ?? defaultStateDir(), "agents");
+    mkdirSync(logDir, { recursive: true, mode: 0o700 });
+    const w = this.x.createWindow("pi", name, cwd);
+    const b = new PiRpcBackend(piOpts, { cwd, model: kv.get("model"), logFile: path.join(logDir, `${w.id}.log`) });
+    const a = new AgentWindow(this.x, w, b);
+    this.track(a);
+    try {
+      await b.start(a);
+    } catch (e) {
+      this.agents.delete(w.id);
+      if (!w.deleted) this.x.delete(w.id);
+      throw e instanceof FsError ? new FsError(e.code, `spawn: ${e.message}`) : e;
+    }
     return w.id;
   }
 
@@ -69,6 +110,10 @@ export class Agents {
   async shutdown() {
     await Promise.all([...this.agents.values()].map((a) => a.w.stop?.().catch(() => {})));
   }
+}
+
+export function defaultStateDir() {
+  return path.join(process.env.XDG_STATE_HOME || path.join(os.homedir(), ".local", "state"), "pi9");
 }
 
 export function expandHome(p: string) {

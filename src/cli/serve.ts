@@ -18,6 +18,12 @@ export interface ServeOptions {
   token?: string;
   logLevel?: Level;
   log?: Logger;
+  /** Folders spawned agents may run in (default: home). */
+  agentRoots?: string[];
+  /** pi for spawned agents: its path, extra arguments, extra environment (KEY=VAL). */
+  pi?: string;
+  piArgs?: string[];
+  piEnv?: string[];
 }
 
 export interface Running {
@@ -62,7 +68,16 @@ export async function serve(o: ServeOptions): Promise<Running> {
   const state = o.state ?? defaultStateDir();
   mkdirSync(state, { recursive: true, mode: 0o700 });
 
-  const ns = buildNamespace({ cwd: process.cwd() });
+  const piEnv: Record<string, string> = {};
+  for (const kv of o.piEnv ?? []) {
+    const i = kv.indexOf("=");
+    if (i <= 0) throw new UsageError(`--pi-env ${kv}: want KEY=VALUE`);
+    piEnv[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  const ns = buildNamespace({
+    cwd: process.cwd(),
+    agents: { roots: o.agentRoots, stateDir: state, pi: { path: o.pi, args: o.piArgs, env: piEnv } },
+  });
   const server = new NinepServer({ root: ns.root, token: o.token, log });
   // The hypivisor-compatible HTTP/WebSocket services, up before 9P is announced.
   let hyp: Hypivisor | null = null;
@@ -102,6 +117,8 @@ export async function serve(o: ServeOptions): Promise<Running> {
       if (closed) return;
       closed = true;
       await hyp?.close();
+      // Spawned agents first: every pi child is stopped, none is left behind.
+      await ns.agents.shutdown();
       server.closeAll();
       await Promise.all(listeners.map((l) => new Promise<void>((r) => l.srv.close(() => r()))));
       for (const l of listeners) if (l.addr.kind === "unix") { try { unlinkSync(l.addr.path); } catch { /* already gone */ } }
