@@ -257,7 +257,8 @@ export class Window {
     this.text.append(b);
     this.body.mtime = Date.now();
     this.dirty = true;
-    this.events.publish(`insert ${q0} ${q0 + b.length} ${escapeEvent(b.toString("utf8"))}`);
+    // Formatting an event costs a decode and an escape of the text: only when someone reads.
+    if (this.events.readers) this.events.publish(`insert ${q0} ${q0 + b.length} ${escapeEvent(b.toString("utf8"))}`);
   }
 
   /**
@@ -273,7 +274,7 @@ export class Window {
     const map = (p: number) => mapThrough(p, changes);
     this.sel = { q0: map(this.sel.q0), q1: map(this.sel.q1) };
     this.addr = { q0: map(this.addr.q0), q1: map(this.addr.q1) };
-    for (let i = changes.length - 1; i >= 0; i--) {
+    for (let i = changes.length - 1; i >= 0 && this.events.readers; i--) {
       const c = changes[i];
       if (c.q1 > c.q0) this.events.publish(`delete ${c.q0} ${c.q1}`);
       const n = changeLen(c);
