@@ -13,7 +13,8 @@ import { buildNamespace } from "../src/namespace.js";
 import { Client } from "../src/ninep/client.js";
 import { nullLogger } from "../src/ninep/log.js";
 import { PiSocketDouble, DOUBLE_TOOLS } from "./helpers/pisocket-double.js";
-import { freePort, startServe } from "./helpers/serve.js";
+import { spawn } from "node:child_process";
+import { BIN, childEnv, freePort, startServe } from "./helpers/serve.js";
 import { httpGet, Lines, upgradeStatus, WsQueue } from "./helpers/ws.js";
 
 const TOKEN = "s3+cr@tX";
@@ -362,4 +363,26 @@ t.test("in process: spawn_agent through the spawn request, pi9's own agents in t
   await aw.w.del();
   t.same(await dash.take((m) => m.event === "node_removed", "node_removed"), { event: "node_removed", id: String(wid) });
   inbox.close();
+});
+
+function runPi9(args: string[], env: Record<string, string> = {}) {
+  return new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const p = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "ignore", "pipe"], env: childEnv(env) });
+    let stderr = "";
+    p.stderr!.on("data", (d) => (stderr += d));
+    const guard = setTimeout(() => p.kill("SIGKILL"), 20000);
+    p.on("exit", (code) => { clearTimeout(guard); resolve({ code, stderr }); });
+  });
+}
+
+t.test("--http: beyond loopback only with a token; a busy port is named", async (t) => {
+  const dir = t.testdir({});
+  const r = await runPi9(["serve", "--listen", `unix!${path.join(dir, "s")}`, "--state", path.join(dir, "st"), "--http", "0.0.0.0:0"], { PI9_TOKEN: "", HYPI_TOKEN: "" });
+  t.equal(r.code, 2);
+  t.match(r.stderr, /refusing to serve HTTP on tcp!0\.0\.0\.0!0 without a token/);
+  const s = await startServe({ http: true });
+  t.teardown(() => s.stop());
+  const busy = await runPi9(["serve", "--listen", `unix!${path.join(dir, "s2")}`, "--state", path.join(dir, "st"), "--http", `127.0.0.1:${s.httpPort}`]);
+  t.equal(busy.code, 2);
+  t.match(busy.stderr, new RegExp(`--http tcp!127\\.0\\.0\\.1!${s.httpPort}: address already in use`));
 });
