@@ -7,8 +7,10 @@
 import t from "tap";
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, realpathSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { Client } from "../src/ninep/client.js";
+import { piServeArgs } from "./helpers/pi.js";
 import { childEnv, ROOT, startServe } from "./helpers/serve.js";
 import { Lines, WsQueue } from "./helpers/ws.js";
 
@@ -96,4 +98,56 @@ t.test("pi with a pi-socket-like extension registers with pi9 and is driven thro
   t.match((await c.readAll("index")).toString(), new RegExp(`^${id} pi-socket offline proj `, "m"));
   const gone = await dash.take((m) => (m.event === "node_removed" || m.event === "node_offline") && m.id === sessionId, "node_removed or node_offline");
   t.ok(gone, `the registry says so (${gone.event})`);
+});
+
+t.test("spawn_agent starts pi as a window; /ws/agent/<window id> and /<session id> speak pi-socket's protocol for it", { skip: !existsSync(PI_CLI) && "pi is not installed" }, async (t) => {
+  const base = t.testdir({});
+  const home = path.join(base, "home");
+  mkdirSync(home);
+  const s = await startServe({ http: true, env: { HOME: home }, args: piServeArgs(base, { roots: [home] }) });
+  t.teardown(() => s.stop());
+  const c = await Client.connect(`unix!${s.sock}`, { aname: "/mnt/xenith" });
+  t.teardown(() => c.close());
+  const dash = await WsQueue.open(`ws://127.0.0.1:${s.httpPort}/ws`);
+  t.teardown(() => dash.close());
+  await dash.next("init");
+
+  const proj = path.join(realpathSync(home), "proj");
+  t.same(await dash.request("s", "spawn_agent", { path: home, new_folder: "proj" }), { id: "s", result: { status: "spawning", path: proj } });
+  const joined = await dash.take((m) => m.event === "node_joined", "node_joined for the spawned pi");
+  t.match(joined.node, { id: /^\d+$/, machine: os.hostname(), cwd: proj, port: s.httpPort, status: "active" });
+  const wid = Number(joined.node.id);
+  t.match((await c.readAll("index")).toString(), new RegExp(`^${wid} pi \\S+ proj ${proj}$`, "m"), "a pi window");
+  const l = await dash.request("l", "list_nodes");
+  t.match(l.result, [{ id: String(wid) }], "listed");
+  t.type(l.result[0].pid, "number", "with pi's pid");
+  const session = /^session (\S+)$/m.exec((await c.readAll(`${wid}/info`)).toString())![1];
+
+  const a = await WsQueue.open(`ws://127.0.0.1:${s.httpPort}/ws/agent/${wid}`);
+  const init = await a.next("init_state");
+  t.same(init.messages, [], "a fresh session");
+  t.ok(init.tools.some((x: any) => x.name === "bash" && typeof x.description === "string" && x.parameters), "pi's tools");
+  a.send("hello from pi-de");
+  t.match(await a.take((m) => m.type === "message_start", "message_start"), { message: { role: "user" } });
+  t.ok(await a.take((m) => m.type === "message_update", "message_update"));
+  const end = await a.take((m) => m.type === "message_end" && m.message?.role === "assistant", "assistant message_end");
+  t.match(end.message.content, [{ type: "text", text: "echo: hello from pi-de" }]);
+  const wev = await Lines.open(c, `${wid}/event`);
+  t.teardown(() => wev.stop());
+  if (!/ idle /.test((await c.readAll(`${wid}/ctl`)).toString())) await wev.take("status idle");
+  t.notOk(a.frames.some((m) => m.type === "agent_end" || m.type === "turn_start"), "only the events pi-socket forwards");
+  a.send({ type: "fetch_history", before: 100, limit: 1 });
+  const page = await a.take((m) => m.type === "history_page", "history_page");
+  t.same({ ...page, messages: page.messages.map((m: any) => m.role) }, { type: "history_page", messages: ["assistant"], hasMore: true, oldestIndex: 1 }, "paged from pi's own messages");
+  t.match((await c.readAll(`${wid}/body`)).toString(), /> hello from pi-de\necho: hello from pi-de\n/, "the window shows it");
+
+  const b = await WsQueue.open(`ws://127.0.0.1:${s.httpPort}/ws/agent/${session}`);
+  t.same((await b.next("init_state")).messages.map((m: any) => m.role), ["user", "assistant"], "the session id names the same agent");
+  await b.close();
+
+  await c.writeFile(`${wid}/ctl`, "kill\n");
+  await a.waitClosed();
+  t.same(await dash.take((m) => m.event === "node_offline", "node_offline"), { event: "node_offline", id: String(wid) });
+  await c.writeFile(`${wid}/ctl`, "del\n");
+  t.same(await dash.take((m) => m.event === "node_removed", "node_removed"), { event: "node_removed", id: String(wid) });
 });
