@@ -12,7 +12,7 @@ import { ScriptBackend } from "../src/agents/script.js";
 import { buildNamespace } from "../src/namespace.js";
 import { Client } from "../src/ninep/client.js";
 import { nullLogger } from "../src/ninep/log.js";
-import { PiSocketDouble, DOUBLE_TOOLS } from "./helpers/pisocket-double.js";
+import { assistant, DOUBLE_TOOLS, PiSocketDouble, user } from "./helpers/pisocket-double.js";
 import { spawn } from "node:child_process";
 import { BIN, childEnv, freePort, startServe } from "./helpers/serve.js";
 import { httpGet, Lines, upgradeStatus, WsQueue } from "./helpers/ws.js";
@@ -257,6 +257,8 @@ t.test("a pi-socket agent as a window: history, events, prompts, abort, messages
     const off = await WsQueue.open(`${base}/ws/agent/sess-1`);
     t.same(await off.next(), { error: "Agent is offline" });
 
+    // The agent worked on while pi9 did not see it.
+    dbl.history.push(user("while away"), assistant([{ type: "text", text: "done" }], "stop"));
     const conns = dbl.conns.length;
     reg = await WsQueue.open(`${base}/ws`);
     t.same((await reg.request("reg", "register", info)).result, { status: "registered" });
@@ -265,7 +267,7 @@ t.test("a pi-socket agent as a window: history, events, prompts, abort, messages
     await c.writeFile(`${id}/ctl`, "prompt again\n");
     await wev.take("agent_end");
     const body2 = (await c.readAll(`${id}/body`)).toString();
-    t.equal(body2, body1 + "> again\n[bash] {\"command\":\"ls\"}\n[bash ok] a.txt\nHello!\n", "the revived window goes on; the history is not shown twice");
+    t.equal(body2, body1 + "> while away\ndone\n> again\n[bash] {\"command\":\"ls\"}\n[bash ok] a.txt\nHello!\n", "the revived window shows what it missed, then goes on; the history is not shown twice");
     t.equal((await c.readAll("index")).toString().split("\n").filter((l) => / pi-socket /.test(l)).length, 1, "no second window");
     t.notOk(nsEv.seen.filter((l) => /^new /.test(l)).length > 1, "no new window event");
   });

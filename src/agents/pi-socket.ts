@@ -21,7 +21,6 @@ import os from "node:os";
 import path from "node:path";
 import WebSocket from "ws";
 import { FsError } from "../fs/errors.js";
-import { escapeEvent } from "../fs/stream.js";
 import type { Logger } from "../ninep/log.js";
 import type { Window, Xenith } from "../xenith/xenith.js";
 import { AgentWindow, Backend, DeliverAs, PiEvent, ToolInfo } from "./agent.js";
@@ -162,10 +161,8 @@ export class PiSocketAgent implements Backend {
     this.disconnect();
     if (this.w.deleted) return;
     this.working = false;
-    if (this.w.status !== "offline") {
-      this.w.events.publish(`error ${escapeEvent(why)}`);
-      this.agent.setStatus("offline");
-    }
+    this.log.debug(`pi-socket ${this.node.id}: window ${this.w.id} offline: ${why}`);
+    this.agent.setStatus("offline");
   }
 
   /** pi9 shuts down: drop the connection, change nothing else. */
@@ -278,11 +275,10 @@ export class PiSocketAgent implements Backend {
     const r = this.agent.renderer;
     if (total < this.rendered) {
       // The agent's history is shorter than what the window showed: show it again from the start.
-      r.handle({ type: "agent_end" });
-      this.w.append("\n--- history of the agent changed; shown again ---\n");
+      r.note("--- the agent's history changed; shown again ---");
       this.rendered = 0;
     }
-    if (this.rendered < first) this.w.append(`[${first - this.rendered} earlier messages not shown]\n`);
+    if (this.rendered < first) r.note(`[${first - this.rendered} earlier messages not shown]`);
     const args = new Map<string, unknown>();
     for (let i = 0; i < msgs.length; i++) {
       const msg = msgs[i];

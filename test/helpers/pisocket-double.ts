@@ -14,8 +14,8 @@ export const DOUBLE_TOOLS = [
   { name: "read", description: "Read a file", parameters: { type: "object", properties: {} } },
 ];
 
-const user = (text: string) => ({ role: "user", content: [{ type: "text", text }], timestamp: 1 });
-const assistant = (content: unknown[], stopReason: string) => ({ role: "assistant", content, stopReason, api: "x", provider: "x", model: "x", usage: {}, timestamp: 2 });
+export const user = (text: string) => ({ role: "user", content: [{ type: "text", text }], timestamp: 1 });
+export const assistant = (content: unknown[], stopReason: string) => ({ role: "assistant", content, stopReason, api: "x", provider: "x", model: "x", usage: {}, timestamp: 2 });
 
 export class PiSocketDouble {
   readonly history: any[] = [user("hello"), assistant([{ type: "text", text: "Hi there" }], "stop")];
