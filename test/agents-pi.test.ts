@@ -206,6 +206,33 @@ t.test("kill: exited, exit code in info, no process left; del stops and removes"
   await ev.close();
 });
 
+t.test("kill, del or a crash in the middle of a bash tool leave no tool process behind", async (t) => {
+  for (const how of ["kill", "del", "crash"]) {
+    const name = `tool-${how}`;
+    const id = await spawnAgent(name);
+    const dir = path.join(base, name);
+    const ev = await EventReader.open(c, `${X}/${id}/event`);
+    await ctl(id, "prompt run slow");
+    await ev.until((l) => l.some((x) => x.startsWith("tool_start ")), "the tool starting");
+    const pid = Number((await info(id)).pid);
+    // The tool's shell and its sleep run in the agent's folder.
+    const tools = await poll(() => { const p = processesIn(dir).filter((x) => x !== pid); return p.length >= 2 ? p : null; }, "the tool's processes");
+    if (how === "crash") {
+      // Once the server has seen them (info's tool_pids), pi dies.
+      await poll(async () => { const seen = ((await info(id)).tool_pids ?? "").split(" "); return tools.every((p) => seen.includes(String(p))); }, "tool_pids in info");
+      process.kill(pid, "SIGKILL");
+      await ev.until((l) => l.includes("status exited"), "status exited");
+    } else {
+      await ctl(id, how);
+    }
+    t.notOk(alive(pid), `${how}: pi is gone`);
+    await poll(() => tools.filter(alive).length === 0, "the tool's processes to go", 10000).catch(() => {});
+    t.same(tools.filter(alive), [], `${how}: the tool's processes are gone`);
+    t.same(processesIn(dir), [], `${how}: nothing runs in the folder`);
+    await ev.close();
+  }
+});
+
 t.test("refused spawns: outside the roots, missing folder, bad requests", async (t) => {
   const before = await read(`${X}/index`);
   t.match(await refusal(`${X}/new`, "spawn /etc\n"), /\/etc: outside the folders agents may use/);
@@ -274,7 +301,7 @@ t.test("a missing pi binary fails the spawn, naming the path", async (t) => {
   t.equal((await cl.readAll(`${X}/index`)).toString(), "", "no window");
 });
 
-t.test("server shutdown stops every agent, busy or idle", async (t) => {
+t.test("server shutdown stops every agent, idle or in the middle of a tool", async (t) => {
   const dir = path.join(base, "shutdown");
   const s = await startServe({ args: piServeArgs(dir) });
   const cl = await Client.connect(`unix!${s.sock}`);
@@ -283,8 +310,8 @@ t.test("server shutdown stops every agent, busy or idle", async (t) => {
   const pa = Number(parseInfo((await cl.readAll(`${X}/${a}/info`)).toString()).pid);
   const pb = Number(parseInfo((await cl.readAll(`${X}/${b}/info`)).toString()).pid);
   const ev = await EventReader.open(cl, `${X}/${b}/event`);
-  await cl.writeFile(`${X}/${b}/ctl`, "prompt write a lot\n");
-  await ev.until((l) => l.some((x) => x.startsWith("text ")), "the reply streaming");
+  await cl.writeFile(`${X}/${b}/ctl`, "prompt run slow\n");
+  await ev.until((l) => l.some((x) => x.startsWith("tool_start ")), "a tool running");
   t.ok(alive(pa) && alive(pb));
   const code = await s.stop();
   await ev.close();

@@ -110,6 +110,11 @@ export class PiRpcBackend implements Backend {
   private toolWaiters = new Map<string, (tools: ToolInfo[]) => void>();
   private hasBridge: boolean | undefined;
   private busy = false;
+  /** Tool runs under way, and pi's descendants as last seen while one was: what to stop should pi die. */
+  private toolsRunning = 0;
+  private tree: Proc[] = [];
+  private treeTimer: NodeJS.Timeout | null = null;
+  private treeAt = 0;
   private killing: Promise<void> | null = null;
   private killRequested = false;
   private exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
@@ -203,7 +208,10 @@ export class PiRpcBackend implements Backend {
     if (m.type === "response") return this.onResponse(m);
     if (m.type === "extension_ui_request") return this.onUiRequest(m);
     if (m.type === "agent_start") this.busy = true;
-    if (m.type === "agent_end") { this.busy = false; void this.refreshState(); }
+    if (m.type === "agent_end") { this.busy = false; this.trackTools(-Infinity); void this.refreshState(); }
+    if (m.type === "tool_execution_start") this.trackTools(1);
+    if (m.type === "tool_execution_end") this.trackTools(-1);
+    if (m.type === "tool_execution_update" && this.toolsRunning && Date.now() - this.treeAt > 100) this.snapshot();
     this.agent?.event(m);
   }
 
@@ -238,6 +246,28 @@ export class PiRpcBackend implements Backend {
       this.write({ type: "extension_ui_response", id: m.id, cancelled: true });
       this.agent?.event({ type: "error", message: `an extension asked for ${m.method} (${m.title ?? ""}); pi9 has no dialogs: cancelled` });
     }
+  }
+
+  /**
+   * pi starts its tools detached (their own sessions), so neither its process
+   * group nor a SIGKILL to pi reaches them. While a tool runs, keep a fresh
+   * list of pi's descendants; if pi dies, they are stopped with it.
+   */
+  private trackTools(delta: number) {
+    this.toolsRunning = Math.max(0, this.toolsRunning + delta);
+    if (this.toolsRunning > 0 && !this.treeTimer && this.child?.pid) {
+      this.treeTimer = setInterval(() => this.snapshot(), 500);
+      this.treeTimer.unref();
+    } else if (this.toolsRunning === 0 && this.treeTimer) {
+      clearInterval(this.treeTimer);
+      this.treeTimer = null;
+    }
+  }
+
+  private snapshot() {
+    if (!this.child?.pid || this.exit) return;
+    this.tree = descendants(this.child.pid);
+    this.treeAt = Date.now();
   }
 
   private write(o: object): boolean {
@@ -276,6 +306,9 @@ export class PiRpcBackend implements Backend {
     this.exit = { code, signal };
     live.delete(this);
     this.busy = false;
+    this.trackTools(-Infinity);
+    // Tools pi started and left behind by dying.
+    for (const p of this.tree.splice(0)) if (sameProcess(p)) { try { process.kill(p.pid, "SIGKILL"); } catch { /* gone */ } }
     this.child?.stdin?.destroy();
     const gone = err ? new FsError("EIO", `pi could not be started: ${err.message}`) : null;
     for (const [id, p] of this.pending) {
@@ -406,6 +439,8 @@ export class PiRpcBackend implements Backend {
       pi: this.piPath,
     };
     if (this.exit?.signal) i.signal = this.exit.signal;
+    // What pi's tools are running, as last seen (the processes stopped with pi should it die).
+    if (this.toolsRunning && !this.exit) i.tool_pids = this.tree.map((p) => p.pid).join(" ");
     return i;
   }
 }

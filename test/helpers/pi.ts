@@ -19,6 +19,7 @@ export const SCRIPT = {
     { when: "^run bash$", reply: { text: "Running it.", bash: "echo hi > out.txt; echo made out.txt" }, then: "The file is written." },
     { when: "^write a lot$", reply: { text: LONG, tokensPerSecond: 40 } },
     { when: "steered", reply: "Steered reply." },
+    { when: "^run slow$", reply: { bash: "echo started; sleep 300; echo never" }, then: "Slow done." },
   ],
   fallback: { echo: true },
 };
