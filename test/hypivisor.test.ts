@@ -7,7 +7,7 @@ import t from "tap";
 import { existsSync, mkdirSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Hypivisor } from "../src/agents/hypivisor.js";
+import { Hypivisor, queryToken, tokenMatches } from "../src/agents/hypivisor.js";
 import { ScriptBackend } from "../src/agents/script.js";
 import { buildNamespace } from "../src/namespace.js";
 import { Client } from "../src/ninep/client.js";
@@ -27,6 +27,19 @@ function makeHome(dir: string) {
   symlinkSync(path.join(home, "a"), path.join(home, "link"));
   return realpathSync(home);
 }
+
+t.test("the token in the query: the first token=, percent-decoded as hypivisor does", async (t) => {
+  const cases: [string, string | undefined][] = [
+    ["/ws?token=a+b", "a+b"], ["/ws?token=a%2Bb", "a+b"], ["/ws?token=a%20b", "a b"], ["/ws?x=1&token=%E2%82%AC", "€"],
+    ["/ws?token=50%off", "50%off"], ["/ws?token=50%", "50%"], ["/ws?token=%ff", undefined], ["/ws?token=a&token=b", "a"],
+    ["/ws?tokens=a", undefined], ["/ws?token", undefined], ["/ws", undefined], ["/ws?token=", ""],
+  ];
+  for (const [url, want] of cases) t.equal(queryToken(url), want, url);
+  t.ok(tokenMatches("s3+cr@tX", "s3+cr@tX"));
+  t.notOk(tokenMatches("s3+cr@t", "s3+cr@tX"));
+  t.notOk(tokenMatches(undefined, "x"));
+  t.notOk(tokenMatches("", "x"));
+});
 
 t.test("registry: hyper-pi's protocol message by message, and the token", async (t) => {
   const tmp = t.testdir({});

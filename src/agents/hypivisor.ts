@@ -65,14 +65,34 @@ interface Entry { info: NodeInfo; owner: Conn | null }
 
 const now = () => Math.floor(Date.now() / 1000);
 
-/** The first `token=` value of a query string, percent-decoded as hypivisor does ('+' stays '+'). */
+const isHex = (c: number) => (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
+
+/**
+ * Percent-decoding as hypivisor's (Rust percent_encoding): each valid %XX
+ * becomes its byte, anything else stays as it is ('+' is not a space, a
+ * lone '%' is a '%'); the bytes must be UTF-8.
+ */
+export function percentDecode(s: string): string | undefined {
+  const raw = Buffer.from(s, "utf8");
+  const out = Buffer.alloc(raw.length);
+  let n = 0;
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i] === 0x25 && i + 2 < raw.length && isHex(raw[i + 1]) && isHex(raw[i + 2])) {
+      out[n++] = parseInt(raw.subarray(i + 1, i + 3).toString("latin1"), 16);
+      i += 2;
+    } else out[n++] = raw[i];
+  }
+  try { return new TextDecoder("utf-8", { fatal: true }).decode(out.subarray(0, n)); } catch { return undefined; }
+}
+
+/** The first `token=` value of a URL's query, percent-decoded as hypivisor does. */
 export function queryToken(url: string): string | undefined {
   const q = url.indexOf("?");
   if (q < 0) return undefined;
   for (const pair of url.slice(q + 1).split("&")) {
     const eq = pair.indexOf("=");
     if (eq < 0 || pair.slice(0, eq) !== "token") continue;
-    try { return decodeURIComponent(pair.slice(eq + 1)); } catch { return undefined; }
+    return percentDecode(pair.slice(eq + 1));
   }
   return undefined;
 }
