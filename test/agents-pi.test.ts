@@ -114,6 +114,15 @@ t.test("steer during a paced reply is delivered before the next model call", asy
   t.equal(msgs[2].content[0].text, "say steered");
   t.equal(msgs[3].content[0].text, "Steered reply.");
   t.equal(await read(`${X}/${id}/body`), `> write a lot\n${LONG}\n> say steered\nSteered reply.\n`);
+  // pi's own steer and follow_up would wait in its queue for the next prompt; an idle agent runs them now.
+  for (const verb of ["steer", "followup"]) {
+    const ev2 = await EventReader.open(c, `${X}/${id}/event`);
+    await ctl(id, `${verb} say hi`);
+    await ev2.until((l) => l.includes("agent_end"), `agent_end after an idle ${verb}`);
+    await ev2.close();
+    t.equal(ev2.lines[0], `${verb} say hi`);
+    t.match(await read(`${X}/${id}/body`), /> say hi\nHi there!\n$/, `an idle agent answers a ${verb} at once`);
+  }
 });
 
 t.test("prompt while busy becomes a follow-up and says so; abort stops a paced reply", async (t) => {
@@ -243,6 +252,8 @@ t.test("refused spawns: outside the roots, missing folder, bad requests", async 
   t.match(await refusal(`${X}/new`, "spawn\n"), /spawn: missing folder/);
   t.match(await refusal(`${X}/new`, `spawn ${base} now\n`), /spawn: unexpected now/);
   await t.rejects(newRequest(c, "spawn /etc"), "refused over 9P2000.L too");
+  t.match(await refusal(`${X}/new`, `spawn ${base} model=nope/missing\n`),
+    /^spawn: pi exited with code 1 while starting: Error: Model "nope\/missing" not found\..* \(log: \S+\.log\)$/, "a pi that exits at startup: its own words");
   t.equal(await read(`${X}/index`), before, "no window was made");
 });
 

@@ -172,10 +172,13 @@ export class PiRpcBackend implements Backend {
       const st = await this.request({ type: "get_state" }, timeout, "start");
       this.takeState(st);
     } catch (e) {
-      const why = spawnError ? `${cmd.shown}: ${(spawnError as Error).message}` : (e as Error).message;
+      const ex = this.exit;
+      const why = spawnError ? `${cmd.shown} could not be started: ${(spawnError as Error).message}`
+        : ex ? `pi ${exitText(ex.code, ex.signal)} while starting`
+        : `pi did not start: ${(e as Error).message}`;
       const tail = logTail(this.spec.logFile, logStart);
       await this.kill().catch(() => {});
-      throw new FsError(e instanceof FsError && !spawnError ? e.code : "EIO", `pi did not start: ${why}${tail ? `; its log says: ${tail}` : ""}`);
+      throw new FsError(e instanceof FsError && !spawnError && !ex ? e.code : "EIO", `${why}${tail ? `: ${tail}` : ""} (log: ${this.spec.logFile})`);
     }
   }
 
