@@ -6,7 +6,7 @@
 // by quietly testing nothing.
 
 import { execFile } from "node:child_process";
-import { accessSync, constants, statSync } from "node:fs";
+import { accessSync, constants, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { Test } from "tap";
@@ -84,12 +84,53 @@ export function run(file: string, args: string[], opts: { env?: NodeJS.ProcessEn
  * One VM boot: mount `server` (a unix socket path) with the given kernel and
  * dialect and run the busybox sh script file in the mount point.
  */
-export function v9fs(server: string, scriptFile: string, env: { kernel: string; version: string; aname?: string; timeoutSec?: number }): Promise<Ran> {
+export async function v9fs(server: string, scriptFile: string, env: { kernel: string; version: string; aname?: string; timeoutSec?: number }): Promise<Ran> {
   const tmo = env.timeoutSec ?? 120;
   const e: NodeJS.ProcessEnv = { ...process.env, V9FS_KERNEL: env.kernel, V9FS_VERSION: env.version, V9FS_ANAME: env.aname ?? "", V9FS_TIMEOUT: String(tmo), V9FS_VM_HOME: VM_HOME };
   delete e.NODE_OPTIONS;
+  const release = await vmSlot();
   // The kit enforces its own timeout; ours is only a guard should the kit itself hang.
-  return run(path.join(KIT, "run"), [server, scriptFile], { env: e, timeoutMs: (tmo + 60) * 1000 });
+  try { return await run(path.join(KIT, "run"), [server, scriptFile], { env: e, timeoutMs: (tmo + 60) * 1000 }); }
+  finally { release(); }
+}
+
+/** VMs allowed at once on this machine, across every test file tap runs in parallel. */
+export const VM_SLOTS = Math.max(1, Number(process.env.V9FS_PARALLEL) || 2);
+const SLOT_DIR = path.join(os.tmpdir(), `pi9-v9fs-slots-${process.getuid?.() ?? 0}`);
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === "EPERM"; }
+}
+
+/**
+ * Take one of VM_SLOTS machine-wide slots (a directory made with mkdir, which
+ * is atomic, holding the owner's pid); a slot whose owner died is reclaimed.
+ * The wait is bounded by a generous guard, not a timing assertion.
+ */
+async function vmSlot(): Promise<() => void> {
+  mkdirSync(SLOT_DIR, { recursive: true });
+  for (let tries = 0; tries < 9000; tries++) { // 9000 × 200 ms = 30 min
+    for (let i = 0; i < VM_SLOTS; i++) {
+      const d = path.join(SLOT_DIR, `slot-${i}`);
+      try {
+        mkdirSync(d);
+        writeFileSync(path.join(d, "pid"), String(process.pid));
+        let released = false;
+        return () => { if (!released) { released = true; rmSync(d, { recursive: true, force: true }); } };
+      } catch { /* taken */ }
+      let owner = NaN, age = 0;
+      try { owner = Number(readFileSync(path.join(d, "pid"), "utf8")); } catch { /* being created or removed */ }
+      try { age = Date.now() - statSync(d).mtimeMs; } catch { /* gone */ }
+      // Dead owner, or a slot left without its pid file (owner died right after mkdir).
+      if ((owner && !alive(owner)) || (!owner && age > 10000)) {
+        // Reclaim: only the process whose rename succeeds removes it.
+        const grave = `${d}.stale-${process.pid}-${tries}`;
+        try { renameSync(d, grave); rmSync(grave, { recursive: true, force: true }); } catch { /* someone else did */ }
+      }
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`no free VM slot in ${SLOT_DIR} after 30 minutes`);
 }
 
 /**
