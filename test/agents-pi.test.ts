@@ -154,7 +154,10 @@ t.test("prompt while busy becomes a follow-up and says so; abort stops a paced r
 
 t.test("model, tools, messages, info, new, compact", async (t) => {
   const id = await spawnAgent("ctl");
+  const ev = await EventReader.open(c, `${X}/${id}/event`);
   t.equal(await refusal(`${X}/${id}/ctl`, "model nope/missing\n"), "Model not found: nope/missing", "pi's own refusal fails the write");
+  await ev.until((l) => l.includes("error model: Model not found: nope/missing"), "the refusal as an error event");
+  await ev.close();
   await t.rejects(ctl(id, "model nope/missing"), "over 9P2000.L too");
   await t.rejects(ctl(id, "model faux"), "not provider/id");
   t.equal((await info(id)).model, "faux/faux-1");

@@ -49,6 +49,9 @@ echo "== refusals"
 echo 'model nope/missing' > $id/ctl 2>/dev/null && echo "bad model accepted" || echo "bad model refused"
 echo 'spawn /etc' > new 2>/dev/null && echo "spawn outside the roots accepted" || echo "spawn outside the roots refused"
 echo "spawn $DIR/missing" > new 2>/dev/null && echo "missing folder accepted" || echo "missing folder refused"
+echo "== error events"
+waitfor 50 grep -q '^error ' /tmp/ev
+grep '^error ' /tmp/ev
 echo "== kill"
 echo kill > $id/ctl
 cut -d' ' -f3 $id/ctl
@@ -89,6 +92,7 @@ t.test("a spawned pi agent under v9fs", async (t) => {
       t.equal(section(out, "info"), `kind pi\nstatus idle\ncwd ${dir}/vm\nmodel faux/faux-1\npid ok\nsession ok`);
       t.equal(section(out, "tools"), "bash\nedit\nread\nwrite");
       t.equal(section(out, "refusals"), "bad model refused\nspawn outside the roots refused\nmissing folder refused");
+      t.equal(section(out, "error events"), "error model: Model not found: nope/missing", "the refusal's words on the event stream");
       t.equal(section(out, "kill"), "exited\nexit 143");
       t.equal(code, 0, "the server stopped cleanly");
       t.same(processesIn(dir), [], "no pi left behind");

@@ -219,6 +219,19 @@ export class AgentWindow {
       if (!this.backend.kill) throw new FsError("EOPNOTSUPP", `kill: not supported by ${w.kind} agents`);
       await this.backend.kill();
     };
+    // A refused command is also an `error` line on the window's event stream:
+    // a shell over the Linux client sees only an errno (EIO on 6.12), the
+    // stream has the agent's own words.
+    for (const verb of ["prompt", "steer", "followup", "abort", "model", "compact", "new", "kill"]) {
+      const f = c[verb];
+      c[verb] = async (a, ctx) => {
+        try { await f(a, ctx); } catch (e) {
+          const m = (e as Error).message;
+          w.events.publish(`error ${escapeEvent(m.startsWith(`${verb}:`) ? m : `${verb}: ${m}`)}`);
+          throw e;
+        }
+      };
+    }
     w.stop = async () => { if (this.backend.kill && w.status !== "exited") await this.backend.kill(); };
     w.dir.add(new AsyncTextFile("tools", async () => {
       const tools = this.backend.tools ? await this.backend.tools() : [];
