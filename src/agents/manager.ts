@@ -57,10 +57,13 @@ export class Agents {
     for (const w of rest) if (w !== "mkdir") throw new FsError("EINVAL", `spawn: unexpected ${w}: ${usage}`);
     for (const k of kv.keys()) if (k !== "name" && k !== "model") throw new FsError("EINVAL", `spawn: unknown option ${k}: ${usage}`);
     if (kv.has("model") && !kv.get("model")) throw new FsError("EINVAL", "spawn: model= wants provider/id");
-    const cwd = await this.resolveDir(dir, rest.includes("mkdir"));
     const piOpts = this.opts.pi ?? {};
-    // A missing pi fails the request before any window exists.
-    try { piCommand(piOpts.path ?? defaultPiPath()); } catch (e) { throw e instanceof FsError ? new FsError(e.code, `spawn: ${e.message}`) : e; }
+    let cwd: string;
+    try {
+      cwd = await this.resolveDir(dir, rest.includes("mkdir"));
+      // A missing pi fails the request before any window exists.
+      piCommand(piOpts.path ?? defaultPiPath());
+    } catch (e) { throw e instanceof FsError ? new FsError(e.code, `spawn: ${e.message}`) : e; }
     const name = kv.get("name") || path.basename(cwd) || "pi";
     const logDir = path.join(this.opts.stateDir ?? defaultStateDir(), "agents");
     mkdirSync(logDir, { recursive: true, mode: 0o700 });
