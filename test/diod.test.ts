@@ -137,12 +137,12 @@ if (gate(t, "diod's client tools", missing)) {
   });
 
   t.test("diodls -l", async (t) => {
-    // A known gap, recorded as todo: diodls -l walks from the fid it opened for
-    // Treaddir. walk(5) forbids that and pi9 refuses it; diod and QEMU allow it.
-    const todo = "pi9 refuses walks from open fids, which diodls -l makes";
+    // diodls -l walks from the fid it opened for Treaddir: pi9 accepts a walk
+    // from an open fid to a new one, as diod and QEMU do.
     const r = await ls("-l", "-a", "/mnt/xenith", "/");
-    t.match(r.stdout, /^-r--r--r--.*\sindex$/m, "diodls -l shows index with its mode", { todo, stderr: r.stderr.slice(0, 300) });
-    if (r.code !== 0) t.comment(`diodls -l says: ${r.stderr.replace(/\s+/g, " ").slice(0, 100)}`);
+    t.equal(r.code, 0, "diodls -l succeeds", { stderr: r.stderr.slice(0, 300) });
+    t.match(r.stdout, /^-r--r--r--.*\sindex$/m, "diodls -l shows index with its mode");
+    t.match(r.stdout, /^-rw-rw-rw-.*\snew$/m, "and new with its mode");
   });
 
   t.test("diodcat reads a window body exactly", async (t) => {

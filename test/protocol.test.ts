@@ -185,8 +185,13 @@ t.test("walk semantics", async (t) => {
   w = await c.rpc({ type: "Twalk", tag: 2, fid: 0, newfid: 5, wnames: ["mnt", "xenith", "index", "x"] });
   t.same([w.type, w.wqids.length], ["Rwalk", 3], "walking through a file stops there");
   await c.openPath(6, 0, ["mnt", "xenith", "index"]);
+  w = await c.rpc({ type: "Twalk", tag: 2, fid: 6, newfid: 6, wnames: [] });
+  t.equal(w.type, "Rlerror", "an open fid cannot be walked in place");
   w = await c.rpc({ type: "Twalk", tag: 2, fid: 6, newfid: 7, wnames: [] });
-  t.equal(w.type, "Rlerror", "an open fid cannot be walked");
+  t.same([w.type, w.wqids.length], ["Rwalk", 0], "but may be cloned to a new fid, as diod allows (diodls -l does it)");
+  const rd = await c.rpc({ type: "Tread", tag: 2, fid: 7, offset: 0, count: 10 });
+  t.equal(rd.type, "Rlerror", "the clone starts unopened");
+  await c.rpc({ type: "Tclunk", tag: 2, fid: 7 });
   w = await c.rpc({ type: "Twalk", tag: 2, fid: 99, newfid: 7, wnames: [] });
   t.same([w.type, w.ecode], ["Rlerror", E.EBADF], "unknown fid");
   cl = await c.rpc({ type: "Tclunk", tag: 2, fid: 12345 });

@@ -497,7 +497,9 @@ export class Connection {
     const names: string[] = m.wnames;
     if (names.length > MAXWELEM) throw new FsError("EINVAL", `walk of ${names.length} names exceeds ${MAXWELEM}`);
     if (f.auth) throw new FsError("EBADF", "cannot walk an auth fid");
-    if (f.handle) throw new FsError("EBADF", "cannot walk an open fid");
+    // walk(5) forbids walking an open fid; diod and QEMU accept a walk from it
+    // to a new fid (which starts unopened), and diodls -l relies on that.
+    if (f.handle && m.newfid === m.fid) throw new FsError("EBADF", "cannot walk an open fid in place");
     if (m.newfid !== m.fid && this.fids.has(m.newfid)) throw new FsError("EBADF", `fid ${m.newfid} is already in use`);
     let n: Node = f.node;
     const qids: Qid[] = [];
