@@ -11,7 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { Client, NinepError } from "../src/ninep/client.js";
 import { startServe, Served } from "./helpers/serve.js";
-import { alive, EventReader, LONG, newRequest, parseInfo, piServeArgs, poll, processesIn } from "./helpers/pi.js";
+import { alive, BIG, EventReader, LONG, newRequest, parseInfo, piServeArgs, poll, processesIn } from "./helpers/pi.js";
 
 const base = realpathSync(mkdtempSync(path.join(os.tmpdir(), "pi9-agents-")));
 const pids = new Set<number>();
@@ -123,6 +123,19 @@ t.test("steer during a paced reply is delivered before the next model call", asy
     t.equal(ev2.lines[0], `${verb} say hi`);
     t.match(await read(`${X}/${id}/body`), /> say hi\nHi there!\n$/, `an idle agent answers a ${verb} at once`);
   }
+});
+
+t.test("U+2028 inside pi's lines and lines of hundreds of kB arrive whole", async (t) => {
+  const id = await spawnAgent("wire");
+  let ev = await runPrompt(id, "separators");
+  t.equal(ev.filter((l) => l.startsWith("text ")).map((l) => l.slice(5)).join(""), "line\u2028separator\u2029paragraph");
+  t.equal(await read(`${X}/${id}/body`), "> separators\nline\u2028separator\u2029paragraph\n");
+  ev = await runPrompt(id, "big");
+  t.equal(ev.filter((l) => l.startsWith("text ")).map((l) => l.slice(5)).join(""), BIG, "the text event");
+  t.ok((await read(`${X}/${id}/body`)).endsWith(`> big\n${BIG}\n`), "the body");
+  const msgs = (await read(`${X}/${id}/messages`)).trim().split("\n").map((l) => JSON.parse(l));
+  t.equal(msgs[1].content[0].text, "line\u2028separator\u2029paragraph");
+  t.equal(msgs[3].content[0].text, BIG, "get_messages, a line of over 300 kB");
 });
 
 t.test("prompt while busy becomes a follow-up and says so; abort stops a paced reply", async (t) => {

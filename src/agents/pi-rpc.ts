@@ -105,7 +105,10 @@ export class PiRpcBackend implements Backend {
   private child: ChildProcess | null = null;
   private pending = new Map<string, Pending>();
   private nextId = 1;
-  private buf = "";
+  /** The start of a line not yet ended, in pieces; skipping: inside a line too long to keep. */
+  private parts: string[] = [];
+  private partLen = 0;
+  private skipping = false;
   private decoder = new StringDecoder("utf8");
   private toolWaiters = new Map<string, (tools: ToolInfo[]) => void>();
   private hasBridge: boolean | undefined;
@@ -157,7 +160,8 @@ export class PiRpcBackend implements Backend {
     child.stdin!.on("error", () => { /* pi went away; its exit says why */ });
     child.stdout!.on("data", (b: Buffer) => this.onData(b));
     let spawnError: Error | null = null;
-    child.once("error", (e) => { spawnError = e; this.onExit(null, null, e); });
+    // An error with no pid: the program could not be run at all (no exit follows).
+    child.on("error", (e) => { if (!child.pid) { spawnError = e; this.onExit(null, null, e); } });
     child.once("exit", (code, signal) => {
       // Let the last lines of stdout arrive first.
       const done = () => this.onExit(code, signal);
@@ -185,26 +189,40 @@ export class PiRpcBackend implements Backend {
   // ---- the wire ------------------------------------------------------------
 
   private onData(b: Buffer) {
-    this.buf += this.decoder.write(b);
-    if (this.buf.length > MAX_LINE && this.buf.indexOf("\n") < 0) {
-      this.agent?.event({ type: "error", message: `pi sent a line longer than ${MAX_LINE} bytes; dropped` });
-      this.buf = "";
+    // pi writes U+2028 and U+2029 raw inside JSON strings: split on \n only.
+    // Only the new chunk is searched, so a long line costs no more than its length.
+    const s = this.decoder.write(b);
+    let start = 0, i: number;
+    while ((i = s.indexOf("\n", start)) >= 0) {
+      const piece = s.slice(start, i);
+      start = i + 1;
+      if (this.skipping) { this.skipping = false; continue; }
+      const line = this.parts.length ? this.parts.join("") + piece : piece;
+      this.parts = [];
+      this.partLen = 0;
+      this.onLine(line);
+    }
+    if (start < s.length && !this.skipping) {
+      this.parts.push(s.slice(start));
+      this.partLen += s.length - start;
+      if (this.partLen > MAX_LINE) {
+        this.parts = [];
+        this.partLen = 0;
+        this.skipping = true;
+        this.agent?.event({ type: "error", message: `pi sent a line longer than ${MAX_LINE} characters; dropped` });
+      }
+    }
+  }
+
+  private onLine(raw: string) {
+    const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+    if (line.trim() === "") return;
+    let msg: any;
+    try { msg = JSON.parse(line); } catch {
+      this.agent?.event({ type: "error", message: `pi wrote a line that is not JSON: ${line.slice(0, 200)}` });
       return;
     }
-    // pi writes U+2028 and U+2029 raw inside JSON strings: split on \n only.
-    let i: number;
-    while ((i = this.buf.indexOf("\n")) >= 0) {
-      let line = this.buf.slice(0, i);
-      this.buf = this.buf.slice(i + 1);
-      if (line.endsWith("\r")) line = line.slice(0, -1);
-      if (line.trim() === "") continue;
-      let msg: any;
-      try { msg = JSON.parse(line); } catch {
-        this.agent?.event({ type: "error", message: `pi wrote a line that is not JSON: ${line.slice(0, 200)}` });
-        continue;
-      }
-      if (msg && typeof msg === "object") this.onMessage(msg);
-    }
+    if (msg && typeof msg === "object") this.onMessage(msg);
   }
 
   private onMessage(m: PiEvent) {

@@ -12,6 +12,9 @@ export const FAUX_EXTENSION = path.join(ROOT, "test", "fixtures", "faux-provider
 /** A paced reply long enough to steer, abort or kill mid-stream (40 tokens a second, about 8 s). */
 export const LONG = "This is a deliberately long paced reply, so that there is time to steer it, queue follow-ups, abort it or kill its agent while it streams. ".repeat(2).trim();
 
+/** A reply of 300 kB in one piece. */
+export const BIG = "0123456789abcdef".repeat(300000 / 16) + "\u2028end";
+
 /** The model's script (test/fixtures/faux-provider.ts) shared by the agent tests. */
 export const SCRIPT = {
   rules: [
@@ -19,6 +22,9 @@ export const SCRIPT = {
     { when: "^run bash$", reply: { text: "Running it.", bash: "echo hi > out.txt; echo made out.txt" }, then: "The file is written." },
     { when: "^write a lot$", reply: { text: LONG, tokensPerSecond: 40 } },
     { when: "steered", reply: "Steered reply." },
+    // Raw U+2028/U+2029 in pi's JSON lines, and lines far longer than a pipe's chunk.
+    { when: "^separators$", reply: "line\u2028separator\u2029paragraph" },
+    { when: "^big$", reply: { text: BIG, tokenSize: 1 << 20 } },
     { when: "^run slow$", reply: { bash: "echo started; sleep 300; echo never" }, then: "Slow done." },
   ],
   fallback: { echo: true },
