@@ -243,3 +243,25 @@ t.test("xenith: new, index, ctl, body, tag, focus, log and del", async (t) => {
   t.equal((await reader.read({ offset: 0, count: 4096, msize: 8216, signal: sig() })).toString(), "hello from a script\n");
   reader.close();
 });
+
+t.test("a read that seeks back into the last reply re-reads from there (bash's read builtin)", async (t) => {
+  const b = new Broadcast();
+  const r = new StreamReader(b.subscribe());
+  const msize = 131096;
+  b.publish("prompt hello"); b.publish("prompt second");
+  // bash reads 128 bytes, uses the first line, then lseeks back to its end.
+  const first = await r.read({ offset: 0, count: 128, msize, signal: sig() });
+  t.equal(first.toString(), "prompt hello\nprompt second\n");
+  t.equal((await r.read({ offset: 27, count: 101, msize, signal: sig() })).length, 0, "the kernel's follow-up still gets 0");
+  const again = await r.read({ offset: 13, count: 128, msize, signal: sig() });
+  t.equal(again.toString(), "prompt second\n", "the second line is read again, not lost");
+  const next = r.read({ offset: 27, count: 128, msize, signal: sig() });
+  t.ok(next instanceof Promise, "reading at the end blocks for new events");
+  b.publish("third");
+  t.equal((await next).toString(), "third\n");
+  // A client that reads every time at offset 0 never rewinds.
+  const z = new StreamReader(b.subscribe());
+  b.publish("a"); b.publish("b");
+  t.equal((await z.read({ offset: 0, count: 2, msize: 8192, signal: sig() })).toString(), "a\n");
+  t.equal((await z.read({ offset: 0, count: 2, msize: 8192, signal: sig() })).toString(), "b\n");
+});

@@ -221,11 +221,25 @@ export class Broadcast {
 /** The read side of one open stream, with the follow-up rule. */
 export class StreamReader {
   private last: { offset: number; count: number; n: number } | null = null;
+  /** Bytes this open has taken from the stream so far (its logical file position). */
+  private pos = 0;
+  /** The bytes of the last reply taken from the stream, which end at pos. */
+  private held: Buffer = EMPTY;
   constructor(private cursor: Cursor) {}
 
   read(r: ReadReq): Buffer | Promise<Buffer> {
     // A zero-count read can never be satisfied by a whole line: answer it now, not never.
     if (r.count <= 0) return EMPTY;
+    // A read that starts inside the last reply re-reads from there. Shells
+    // that read ahead and seek back to the end of the line they used (bash's
+    // read builtin on a file that is not a pipe) then lose nothing. Offset 0
+    // never rewinds, so a client that always reads at 0 still streams.
+    const heldStart = this.pos - this.held.length;
+    if (r.offset > 0 && r.offset < this.pos && r.offset >= heldStart) {
+      const b = this.held.subarray(r.offset - heldStart, r.offset - heldStart + r.count);
+      this.last = { offset: r.offset, count: r.count, n: b.length };
+      return b;
+    }
     const last = this.last;
     if (last && last.n > 0 && last.n < last.count) {
       const continues = r.offset === last.offset + last.n && r.count < last.count;
@@ -237,7 +251,12 @@ export class StreamReader {
     }
     this.last = null;
     const got = this.cursor.read(r.count, r.signal);
-    const note = (b: Buffer) => { this.last = { offset: r.offset, count: r.count, n: b.length }; return b; };
+    const note = (b: Buffer) => {
+      this.last = { offset: r.offset, count: r.count, n: b.length };
+      this.held = b;
+      this.pos += b.length;
+      return b;
+    };
     return got instanceof Promise ? got.then(note) : note(got);
   }
   close() { this.cursor.close(); }
