@@ -11,6 +11,7 @@ import os from "node:os";
 import type { Duplex } from "node:stream";
 import util from "node:util";
 import { decode, decodeDirents, decodeStats, encode, Msg, Qid, Stat } from "./codec.js";
+import { FrameBuffer } from "./frames.js";
 import {
   Dialect, DMAPPEND, DMDIR, E, IOHDRSZ, L_O_APPEND, L_O_RDWR, L_O_TRUNC, L_O_WRONLY, MAX_MSIZE, MAXWELEM, MIN_MSIZE,
   MsgName, MT, NOFID, NONUNAME, NOTAG, OAPPEND, OREAD, ORDWR, OTRUNC, OWRITE, P9_GETATTR_BASIC, QTAPPEND, QTDIR, S_IFDIR,
@@ -164,8 +165,7 @@ export class Client {
   private tagWaiters: (() => void)[] = [];
   private nextFid = 1;
   private freeFids: number[] = [];
-  private chunks: Buffer[] = [];
-  private buffered = 0;
+  private frames = new FrameBuffer();
   private closedWith: Error | null = null;
   private closedPromise: Promise<void>;
   private versionWaiter: { resolve: (m: Msg) => void; reject: (e: Error) => void } | null = null;
@@ -208,28 +208,12 @@ export class Client {
 
   private onData(b: Buffer) {
     if (this.closedWith) return;
-    if (this.buffered === 0) this.chunks = [b]; else this.chunks.push(b);
-    this.buffered += b.length;
-    while (this.buffered >= 4 && !this.closedWith) {
-      let head = this.chunks[0];
-      if (head.length < 4) { head = Buffer.concat(this.chunks); this.chunks = [head]; }
-      const size = head.readUInt32LE(0);
-      const limit = this.msize || MAX_MSIZE;
-      if (size < 7 || size > limit) {
-        this.protocolError(`server sent a frame of ${size} bytes (limit ${limit})`);
-        return;
-      }
-      if (this.buffered < size) return;
-      let frame: Buffer;
-      if (head.length >= size) {
-        frame = head.subarray(0, size);
-        if (head.length === size) this.chunks.shift(); else this.chunks[0] = head.subarray(size);
-      } else {
-        const all = Buffer.concat(this.chunks, this.buffered);
-        frame = all.subarray(0, size);
-        this.chunks = all.length > size ? [all.subarray(size)] : [];
-      }
-      this.buffered -= size;
+    this.frames.push(b);
+    while (!this.closedWith) {
+      let frame: Buffer | null;
+      try { frame = this.frames.next(this.msize || MAX_MSIZE); }
+      catch (e) { this.protocolError(`server sent a ${(e as Error).message}`); return; }
+      if (!frame) return;
       this.onFrame(frame);
     }
   }
@@ -276,8 +260,7 @@ export class Client {
   private shutdown(e: Error) {
     if (this.closedWith) return;
     this.closedWith = e;
-    this.chunks = [];
-    this.buffered = 0;
+    this.frames.clear();
     const all = [...this.pending.values()];
     this.pending.clear();
     this.usedTags.clear();

@@ -14,6 +14,7 @@ import {
   P9_SETATTR_ATIME, P9_SETATTR_ATIME_SET, P9_SETATTR_GID, P9_SETATTR_MODE, P9_SETATTR_MTIME, P9_SETATTR_MTIME_SET,
   P9_SETATTR_SIZE, P9_SETATTR_UID, QTAPPEND, QTAUTH, QTDIR, QTFILE, S_IFDIR, S_IFREG,
 } from "./constants.js";
+import { FrameBuffer } from "./frames.js";
 import { Logger, nullLogger } from "./log.js";
 
 /** Filesystem type reported by Rstatfs: unknown to coreutils, so `tail -f` polls. */
@@ -131,8 +132,7 @@ export class Connection {
   msize = 0;
   private fids = new Map<number, Fid>();
   private inflight = new Map<number, Req>();
-  private chunks: Buffer[] = [];
-  private buffered = 0;
+  private frames = new FrameBuffer();
   private closed = false;
   private pausedForWrite = false;
   private pausedForPending = false;
@@ -153,8 +153,7 @@ export class Connection {
 
   private onData(b: Buffer) {
     if (this.closed) return;
-    if (this.buffered === 0) this.chunks = [b]; else this.chunks.push(b);
-    this.buffered += b.length;
+    this.frames.push(b);
     this.pump();
   }
 
@@ -162,7 +161,7 @@ export class Connection {
    * Handle the whole frames buffered, but only while the connection is not
    * paused: one socket chunk holds thousands of small requests, and each may
    * produce up to msize bytes of reply, so pausing the socket alone would
-   * still answer the whole chunk. What is left waits in `chunks` (at most one
+   * still answer the whole chunk. What is left waits in `frames` (at most one
    * chunk, since the socket is paused) until maybeResume.
    */
   private pump() {
@@ -173,26 +172,11 @@ export class Connection {
 
   private pumpFrames() {
     if (!this.corked) { this.corked = true; this.stream.cork(); process.nextTick(() => { this.corked = false; this.stream.uncork(); }); }
-    while (this.buffered >= 4 && !this.closed && !this.pausedForWrite && !this.pausedForPending) {
-      let head = this.chunks[0];
-      if (head.length < 4) { head = Buffer.concat(this.chunks); this.chunks = [head]; }
-      const size = head.readUInt32LE(0);
-      const limit = this.msize || this.server.opts.maxMsize;
-      if (size < 7 || size > limit) {
-        this.close(`frame of ${size} bytes is outside 7..${limit}`);
-        return;
-      }
-      if (this.buffered < size) return;
-      let frame: Buffer;
-      if (head.length >= size) {
-        frame = head.subarray(0, size);
-        if (head.length === size) this.chunks.shift(); else this.chunks[0] = head.subarray(size);
-      } else {
-        const all = Buffer.concat(this.chunks, this.buffered);
-        frame = all.subarray(0, size);
-        this.chunks = all.length > size ? [all.subarray(size)] : [];
-      }
-      this.buffered -= size;
+    while (!this.closed && !this.pausedForWrite && !this.pausedForPending) {
+      let frame: Buffer | null;
+      try { frame = this.frames.next(this.msize || this.server.opts.maxMsize); }
+      catch (e) { this.close((e as Error).message); return; }
+      if (!frame) return;
       this.onFrame(frame);
     }
   }
@@ -359,8 +343,7 @@ export class Connection {
     if (this.closed) return;
     this.closed = true;
     this.resetSession();
-    this.chunks = [];
-    this.buffered = 0;
+    this.frames.clear();
   }
 
   // ---- requests --------------------------------------------------------------
