@@ -4,10 +4,7 @@
 // 6.12 with 9P2000.L, and 6.1 with legacy 9P2000.
 
 import t from "tap";
-import { mkdirSync, writeFileSync } from "node:fs";
-import path from "node:path";
-import { startServe } from "./helpers/serve.js";
-import { gate, kitMissing, limiter, section, v9fs } from "./helpers/kit.js";
+import { eachKernel, section } from "./helpers/kit.js";
 
 const SCRIPT = String.raw`
 waitfor() { n=$1; shift; i=0; while [ $i -lt $n ]; do if "$@"; then return 0; fi; sleep 0.1; i=$((i+1)); done; return 1; }
@@ -42,33 +39,16 @@ echo 'prompt' > $id/ctl 2>/dev/null && echo "empty prompt accepted" || echo "emp
 kill $loop $evpid 2>/dev/null || true
 `;
 
-t.test("a shell loop as a scripted agent under v9fs", async (t) => {
-  if (!gate(t, "the v9fs VM kit", kitMissing())) return;
-  mkdirSync(t.testdirName, { recursive: true });
-  const script = path.join(t.testdirName, "script.sh");
-  writeFileSync(script, SCRIPT);
-  const lim = limiter(2);
-  const cases = [["6.1", "9p2000.L"], ["6.12", "9p2000.L"], ["6.1", "9p2000"]] as const;
-  await Promise.all(cases.map(([kernel, version]) => lim(async () => {
-    const s = await startServe();
-    try {
-      const r = await v9fs(s.sock, script, { kernel, version, aname: "/mnt/xenith" });
-      await t.test(`${kernel} ${version}`, async (t) => {
-        t.equal(r.code, 0, `script exit status (stderr: ${r.stderr.slice(-1500)})`);
-        const out = r.stdout;
-        t.equal(section(out, "index"), "1 script idle echoer -", "the window is a scripted agent");
-        t.equal(section(out, "body"), "prompt: hello\nsteer: go left\nfollowup: and then?\nabort: ",
-          "the loop read every message from the inbox, in order, and answered in body");
-        // The user's lines and the program's status lines interleave as they race.
-        const evs = section(out, "events").split("\n");
-        t.same(evs.filter((l) => !l.startsWith("status")), ["prompt hello", "steer go left", "followup and then?"],
-          "the window's event stream shows what the user sent, in order");
-        t.ok(evs.includes("status working") && evs.includes("status idle"), "and the status lines the program wrote");
-        t.equal(section(out, "info"), "kind script\nstatus idle");
-        t.equal(section(out, "refusals").trimEnd(), "nameless agent refused\nbad cwd refused\nempty prompt refused");
-      });
-    } finally {
-      await s.stop();
-    }
-  })));
-});
+t.test("a shell loop as a scripted agent under v9fs", (t) => eachKernel(t, SCRIPT, [["6.1", "9p2000.L"], ["6.12", "9p2000.L"], ["6.1", "9p2000"]],
+  "/mnt/xenith", (t, out) => {
+  t.equal(section(out, "index"), "1 script idle echoer -", "the window is a scripted agent");
+  t.equal(section(out, "body"), "prompt: hello\nsteer: go left\nfollowup: and then?\nabort: ",
+    "the loop read every message from the inbox, in order, and answered in body");
+  // The user's lines and the program's status lines interleave as they race.
+  const evs = section(out, "events").split("\n");
+  t.same(evs.filter((l) => !l.startsWith("status")), ["prompt hello", "steer go left", "followup and then?"],
+    "the window's event stream shows what the user sent, in order");
+  t.ok(evs.includes("status working") && evs.includes("status idle"), "and the status lines the program wrote");
+  t.equal(section(out, "info"), "kind script\nstatus idle");
+  t.equal(section(out, "refusals").trimEnd(), "nameless agent refused\nbad cwd refused\nempty prompt refused");
+}));

@@ -5,10 +5,7 @@
 // /mnt/xenith makes the window directory the mount's root.
 
 import t from "tap";
-import { writeFileSync } from "node:fs";
-import path from "node:path";
-import { startServe } from "./helpers/serve.js";
-import { gate, kitMissing, limiter, section, v9fs } from "./helpers/kit.js";
+import { eachKernel, section } from "./helpers/kit.js";
 
 const SCRIPT = String.raw`
 pids=""
@@ -60,37 +57,19 @@ cat /tmp/ev
 
 const EXPECT_BODY = "func a() { baz(); }\nFOO\nfunc b() { baz(); baz(); }";
 
-t.test("xenith window files under v9fs", async (t) => {
-  if (!gate(t, "the v9fs VM kit", kitMissing())) return;
-  const script = path.join(t.testdirName, "xenith.sh");
-  const { mkdirSync } = await import("node:fs");
-  mkdirSync(t.testdirName, { recursive: true });
-  writeFileSync(script, SCRIPT);
-  const lim = limiter(2);
-  const cases = [["6.1", "9p2000.L"], ["6.12", "9p2000.L"], ["6.1", "9p2000"]] as const;
-  await Promise.all(cases.map(([kernel, version]) => lim(async () => {
-    const s = await startServe();
-    try {
-      const r = await v9fs(s.sock, script, { kernel, version, aname: "/mnt/xenith" });
-      await t.test(`${kernel} ${version}`, async (t) => {
-        t.equal(r.code, 0, `script exit status (stderr: ${r.stderr.slice(-2000)})`);
-        const out = r.stdout;
-        t.equal(section(out, "ctl edit"), "func a() { bar(); }\nfoo\nfunc b() { bar(); bar(); }");
-        t.equal(section(out, "events after ctl edit"), "delete 35 38\ninsert 35 38 bar\ndelete 11 14\ninsert 11 14 bar",
-          "the background cat saw each change as it happened, from the open on");
-        t.equal(section(out, "edit file"), "func a() { baz(); }\nfoo\nfunc b() { baz(); baz(); }");
-        t.equal(section(out, "edit output"), "foo", "p's output read from the same open edit file");
-        t.equal(section(out, "sel"), "11 14\nsel event seen");
-        t.equal(section(out, "dot"), "2 1");
-        t.equal(section(out, "addr data"), "20 23\nFOO\nfunc b() { baz(); baz(); }", "addr in bytes; data replaced it; data reads from addr");
-        t.equal(section(out, "bad edits"), "bad regex refused\nbad address refused\nbad sel refused");
-        t.equal(section(out, "body after"), EXPECT_BODY, "failed commands changed nothing");
-        t.match(section(out, "all events"), /delete 20 23\ninsert 20 23 FOO/);
-        t.match(section(out, "errors"), /nosuchfile.*No such file or directory\n.*Permission denied/s,
-          "errors of the tree map to errno names in every dialect (9P2000 strings match Linux's table)");
-      });
-    } finally {
-      await s.stop();
-    }
-  })));
-});
+t.test("xenith window files under v9fs", (t) => eachKernel(t, SCRIPT, [["6.1", "9p2000.L"], ["6.12", "9p2000.L"], ["6.1", "9p2000"]],
+  "/mnt/xenith", (t, out) => {
+  t.equal(section(out, "ctl edit"), "func a() { bar(); }\nfoo\nfunc b() { bar(); bar(); }");
+  t.equal(section(out, "events after ctl edit"), "delete 35 38\ninsert 35 38 bar\ndelete 11 14\ninsert 11 14 bar",
+    "the background cat saw each change as it happened, from the open on");
+  t.equal(section(out, "edit file"), "func a() { baz(); }\nfoo\nfunc b() { baz(); baz(); }");
+  t.equal(section(out, "edit output"), "foo", "p's output read from the same open edit file");
+  t.equal(section(out, "sel"), "11 14\nsel event seen");
+  t.equal(section(out, "dot"), "2 1");
+  t.equal(section(out, "addr data"), "20 23\nFOO\nfunc b() { baz(); baz(); }", "addr in bytes; data replaced it; data reads from addr");
+  t.equal(section(out, "bad edits"), "bad regex refused\nbad address refused\nbad sel refused");
+  t.equal(section(out, "body after"), EXPECT_BODY, "failed commands changed nothing");
+  t.match(section(out, "all events"), /delete 20 23\ninsert 20 23 FOO/);
+  t.match(section(out, "errors"), /nosuchfile.*No such file or directory\n.*Permission denied/s,
+    "errors of the tree map to errno names in every dialect (9P2000 strings match Linux's table)");
+}));

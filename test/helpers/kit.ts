@@ -169,3 +169,32 @@ export function marks(out: string): Map<string, string> {
   }
   return m;
 }
+
+/**
+ * Run one busybox script under v9fs for each kernel × dialect case, each
+ * against a fresh `pi9 serve` (one VM run is one connection), at most two
+ * VMs at once, and check each run's output in its own subtest.
+ */
+export async function eachKernel(t: Test, scriptText: string,
+  cases: ReadonlyArray<readonly [string, string]>, aname: string,
+  check: (t: Test, out: string, r: Ran) => void | Promise<void>): Promise<void> {
+  if (!gate(t, "the v9fs VM kit", kitMissing())) return;
+  const { mkdirSync, writeFileSync } = await import("node:fs");
+  const { startServe } = await import("./serve.js");
+  mkdirSync(t.testdirName, { recursive: true });
+  const script = path.join(t.testdirName, "script.sh");
+  writeFileSync(script, scriptText);
+  const lim = limiter(2);
+  await Promise.all(cases.map(([kernel, version]) => lim(async () => {
+    const s = await startServe();
+    try {
+      const r = await v9fs(s.sock, script, { kernel, version, aname });
+      await t.test(`${kernel} ${version}`, async (t) => {
+        t.equal(r.code, 0, `script exit status (stderr: ${r.stderr.slice(-1500)})`);
+        await check(t, r.stdout, r);
+      });
+    } finally {
+      await s.stop();
+    }
+  })));
+}
