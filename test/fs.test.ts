@@ -2,7 +2,7 @@
 // Xenith skeleton, through the node API (no 9P involved).
 
 import t from "tap";
-import { ChunkStore } from "../src/fs/chunks.js";
+import { Text } from "../src/fs/text.js";
 import { CtlFile, MemFile } from "../src/fs/files.js";
 import { FsError } from "../src/fs/errors.js";
 import { Ctx, Handle, Node, OpenFlags } from "../src/fs/node.js";
@@ -31,8 +31,8 @@ async function readAll(h: Handle, count = 8192) {
 }
 const write = async (h: Handle, s: string, offset = 0) => h.write({ offset, data: Buffer.from(s), signal: sig() });
 
-t.test("ChunkStore appends without losing or reordering bytes", async (t) => {
-  const c = new ChunkStore();
+t.test("Text appends without losing or reordering bytes", async (t) => {
+  const c = new Text();
   const ref: Buffer[] = [];
   let seed = 7;
   const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
@@ -51,8 +51,8 @@ t.test("ChunkStore appends without losing or reordering bytes", async (t) => {
   t.ok(c.read(0, all.length).equals(all), "whole read matches");
 });
 
-t.test("ChunkStore keeps its own copy of large appends", async (t) => {
-  const c = new ChunkStore();
+t.test("Text keeps its own copy of large appends", async (t) => {
+  const c = new Text();
   const b = Buffer.alloc(100000, 1);
   c.append(b);
   b.fill(2);

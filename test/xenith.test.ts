@@ -6,7 +6,7 @@ import path from "node:path";
 import { PNG } from "pngjs";
 import { Ctx, Handle, Node, OpenFlags } from "../src/fs/node.js";
 import { buildNamespace } from "../src/namespace.js";
-import { Change, OffsetMap, Text } from "../src/xenith/text.js";
+import { Change, OffsetMap, Text } from "../src/fs/text.js";
 import { mapThrough, Window } from "../src/xenith/xenith.js";
 
 const ctx: Ctx = { uname: "test" };

@@ -1,6 +1,6 @@
 // Ordinary kinds of synthetic files.
 
-import { ChunkStore } from "./chunks.js";
+import { Text } from "./text.js";
 import { errs, FsError } from "./errors.js";
 import { Ctx, Handle, Node, OpenFlags, ReadReq, WriteReq } from "./node.js";
 
@@ -80,7 +80,7 @@ export class SessionFile extends Node {
  */
 export class AppendFile extends Node {
   readonly isDir = false;
-  readonly store = new ChunkStore();
+  readonly store = new Text();
   constructor(name: string, perm: number, private onWrite?: (data: Buffer, ctx: Ctx) => void) { super(name, perm); }
   override size() { return this.store.size; }
   override isAppend() { return true; }

@@ -7,7 +7,7 @@ import { Ctx, Handle, Node, OpenFlags, StaticDir } from "../fs/node.js";
 import { Broadcast, escapeEvent, StreamFile } from "../fs/stream.js";
 import { EditError, EditState, parseEdit, resolveAddress, runEdit, type Cmd } from "./edit.js";
 import { readPngSize } from "./image.js";
-import { Change, changeLen, OffsetMap, Text } from "./text.js";
+import { Change, changeLen, OffsetMap, Text } from "../fs/text.js";
 
 export type WindowKind = "window" | "pi" | "pi-socket" | "script";
 export type WindowStatus = "idle" | "working" | "offline" | "exited";

@@ -1,4 +1,5 @@
-// A window's body text: bytes in a list of pieces with prefix offsets.
+// Text held in memory: bytes in a list of pieces with prefix offsets (a
+// window's body, an append-only log).
 // Appends never copy existing text; reads at any offset are a binary search;
 // a batch of sorted changes is applied in one pass over the pieces, so an
 // edit touching a million places costs one walk of the text, not a million.
@@ -28,7 +29,8 @@ export class Text {
   get size() { return this._size; }
   get ascii() { return this._ascii; }
 
-  append(data: Buffer) {
+  append(text: Buffer | string) {
+    const data = typeof text === "string" ? Buffer.from(text, "utf8") : text;
     if (data.length === 0) return;
     if (this._ascii && !isAscii(data)) this._ascii = false;
     if (data.length >= TAIL / 2) {
