@@ -79,6 +79,7 @@ const nowMs = () => Number(process.hrtime.bigint()) / 1e6; // CLOCK_MONOTONIC, a
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pct = (s: number[], p: number) => s[Math.min(s.length - 1, Math.floor((s.length * p) / 100))];
 const loadavg = () => os.loadavg()[0].toFixed(1);
+const cpuMs = (since: NodeJS.CpuUsage) => { const u = process.cpuUsage(since); return (u.user + u.system) / 1000; };
 
 function stats(lat: number[]) {
   const s = Float64Array.from(lat).sort();
@@ -194,7 +195,7 @@ async function startServer(tag: string): Promise<Server> {
   throw new Error(`pi9 serve did not start: ${err}`);
 }
 
-function probe(s: Server): Promise<{ gc: boolean; rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number }> {
+function probe(s: Server): Promise<{ gc: boolean; rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number; spaces: Record<string, number> }> {
   return new Promise((resolve, reject) => {
     let buf = "";
     const c = net.connect(s.probe);
@@ -215,7 +216,7 @@ async function spawnAgent(c: Client, s: Server, name: string): Promise<{ id: num
 
 // ---- 1. latency -----------------------------------------------------------------
 
-interface Round { deltas: number; lat: number[]; got: number; expected: number; lost: number; disorder: number; wallMs: number; serverCpuMs: number; piCpuMs: number }
+interface Round { deltas: number; lat: number[]; got: number; expected: number; lost: number; disorder: number; wallMs: number; serverCpuMs: number; piCpuMs: number; benchCpuMs: number }
 
 interface ReaderState { agent: number; next: number; got: number; lost: number; disorder: number; ended: number }
 
@@ -263,7 +264,7 @@ async function latency() {
   const round = async (n: number, ms: number, k: number): Promise<Round> => {
     lat = [];
     for (const r of readers) { r.next = 0; r.got = 0; r.lost = 0; r.disorder = 0; }
-    const cpuS = cpuNs(s.p.pid), cpuP = agents.reduce((a, g) => a + cpuNs(g.pid), 0);
+    const cpuS = cpuNs(s.p.pid), cpuP = agents.reduce((a, g) => a + cpuNs(g.pid), 0), cpuB = process.cpuUsage();
     const start = nowMs();
     await Promise.all(agents.map((g) => c.writeFile(`/mnt/xenith/${g.id}/ctl`, `prompt stamp n=${n} ms=${ms}\n`)));
     const deadline = start + n * ms * 5 + 60000;
@@ -275,12 +276,12 @@ async function latency() {
     return {
       deltas: n, lat, got: readers.reduce((a, r) => a + r.got, 0), expected: READERS * n,
       lost: readers.reduce((a, r) => a + r.lost, 0), disorder: readers.reduce((a, r) => a + r.disorder, 0), wallMs,
-      serverCpuMs: (cpuNs(s.p.pid) - cpuS) / 1e6, piCpuMs: (agents.reduce((a, g) => a + cpuNs(g.pid), 0) - cpuP) / 1e6,
+      serverCpuMs: (cpuNs(s.p.pid) - cpuS) / 1e6, piCpuMs: (agents.reduce((a, g) => a + cpuNs(g.pid), 0) - cpuP) / 1e6, benchCpuMs: cpuMs(cpuB),
     };
   };
 
   try {
-    await round(10, 5, 1); // warm-up: the first reply of every pi
+    await round(Math.ceil(DELTAS / 3), INTERVAL, 1); // warm-up: the first reply of every pi, and pi9's code paths compiled
     const rounds: Round[] = [];
     for (let k = 0; k < ROUNDS; k++) rounds.push(await round(DELTAS, INTERVAL, k + 2));
     return { spawnMs, rounds };
@@ -352,7 +353,7 @@ async function direct() {
     const round = async (n: number, ms: number, k: number): Promise<Round> => {
       lat = [];
       for (const d of ds) { d.got = 0; d.next = 0; d.disorder = 0; }
-      const cpuP = ds.reduce((a, d) => a + cpuNs(d.p.pid), 0);
+      const cpuP = ds.reduce((a, d) => a + cpuNs(d.p.pid), 0), cpuB = process.cpuUsage();
       const start = nowMs();
       await Promise.all(ds.map((d) => ask(d, { type: "prompt", message: `stamp n=${n} ms=${ms}` }, `p${k}`)));
       const deadline = start + n * ms * 5 + 60000;
@@ -362,10 +363,10 @@ async function direct() {
       }
       return {
         deltas: n, lat, got: ds.reduce((a, d) => a + d.got, 0), expected: AGENTS * n, lost: 0, disorder: ds.reduce((a, d) => a + d.disorder, 0),
-        wallMs: nowMs() - start, serverCpuMs: 0, piCpuMs: (ds.reduce((a, d) => a + cpuNs(d.p.pid), 0) - cpuP) / 1e6,
+        wallMs: nowMs() - start, serverCpuMs: 0, piCpuMs: (ds.reduce((a, d) => a + cpuNs(d.p.pid), 0) - cpuP) / 1e6, benchCpuMs: cpuMs(cpuB),
       };
     };
-    await round(10, 5, 1);
+    await round(Math.ceil(DELTAS / 3), INTERVAL, 1);
     const rounds: Round[] = [];
     for (let k = 0; k < ROUNDS; k++) rounds.push(await round(DELTAS, INTERVAL, k + 2));
     return { startMs, rounds };
@@ -380,7 +381,8 @@ async function direct() {
 
 // ---- 2. memory ------------------------------------------------------------------
 
-interface Mem { rss: number; anon: number; heapUsed: number; external: number }
+/** heapData: the V8 heap without compiled code (code_space, code_large_object_space), which grows as V8 optimises, whatever the windows. */
+interface Mem { rss: number; anon: number; heapUsed: number; heapData: number; external: number }
 interface MemStep { agents: number; before: Mem; with: Mem; after: Mem; piRss: number[] }
 
 /**
@@ -403,7 +405,8 @@ async function memory() {
     const m = await probe(s);
     if (!m.gc) throw new Error("the memory probe has no gc (node --expose-gc)");
     const st = status(pid);
-    return { rss: st.rss, anon: st.anon, heapUsed: m.heapUsed, external: m.external };
+    const code = (m.spaces.code_space ?? 0) + (m.spaces.code_large_object_space ?? 0);
+    return { rss: st.rss, anon: st.anon, heapUsed: m.heapUsed, heapData: m.heapUsed - code, external: m.external };
   };
   const cycle = async (n: number, tag: string) => {
     const live = await Promise.all(Array.from({ length: n }, (_, i) => spawnAgent(c, s, `${tag}${i}`)));
@@ -473,11 +476,12 @@ async function main() {
       for (const [i, r] of lat.rounds.entries()) {
         const st = stats(r.lat);
         console.log(`  round ${i + 1}: p50 ${st.p50.toFixed(2)}, p99 ${st.p99.toFixed(2)}, max ${st.max.toFixed(2)} ms; ${r.got}/${r.expected} delivered, ${r.lost} lost, ${r.disorder} out of order; ` +
-          `${(r.wallMs / 1000).toFixed(1)} s; pi9 CPU ${(r.serverCpuMs / r.wallMs * 100).toFixed(0)}% of a core (${(r.serverCpuMs * 1000 / (AGENTS * r.deltas)).toFixed(0)} µs per text delta), pis ${(r.piCpuMs / r.wallMs * 100).toFixed(0)}%`);
+          `${(r.wallMs / 1000).toFixed(1)} s; CPU (% of a core): pi9 ${(r.serverCpuMs / r.wallMs * 100).toFixed(0)}% (${(r.serverCpuMs * 1000 / (AGENTS * r.deltas)).toFixed(0)} µs per text delta, ${READERS / AGENTS} readers each), ` +
+          `pis ${(r.piCpuMs / r.wallMs * 100).toFixed(0)}%, bench ${(r.benchCpuMs / r.wallMs * 100).toFixed(0)}%`);
       }
       if (dir) for (const [i, r] of dir.rounds.entries()) {
         const st = stats(r.lat);
-        console.log(`  pi alone, round ${i + 1}: p50 ${st.p50.toFixed(2)}, p99 ${st.p99.toFixed(2)}, max ${st.max.toFixed(2)} ms; ${r.got}/${r.expected}; pis ${(r.piCpuMs / r.wallMs * 100).toFixed(0)}%`);
+        console.log(`  pi alone, round ${i + 1}: p50 ${st.p50.toFixed(2)}, p99 ${st.p99.toFixed(2)}, max ${st.max.toFixed(2)} ms; ${r.got}/${r.expected}; CPU: pis ${(r.piCpuMs / r.wallMs * 100).toFixed(0)}%, bench ${(r.benchCpuMs / r.wallMs * 100).toFixed(0)}%`);
       }
       console.log(`  spawning ${AGENTS} agents at once through /mnt/xenith/new: ${(lat.spawnMs / 1000).toFixed(1)} s` + (dir ? `; ${AGENTS} pis alone answering get_state: ${(dir.startMs / 1000).toFixed(1)} s` : ""));
       if (lat.rounds.some((r) => r.got !== r.expected || r.lost || r.disorder)) { failed = true; console.log("  FAIL: not every reader saw every delta once, in order"); }
@@ -487,14 +491,15 @@ async function main() {
       out.memory = mem;
       console.log(`\nmemory per idle agent window: pi9 serve's V8 heap (after forced GCs) and RSS, ${SETTLE} ms after spawning;`);
       console.log("each size spawned at once, measured, deleted; Δ/window = (with − mean of before and after) / agents");
-      console.log("agents  pi9 heap MiB  Δ heap KiB/window  pi9 RSS MiB  Δ RSS KiB/window  Δ RssAnon KiB/window  pi RSS MiB/agent");
-      console.log("------  ------------  -----------------  -----------  ----------------  --------------------  ----------------");
+      console.log("(heap w/o code: the V8 heap less compiled code, which grows as V8 optimises whatever the windows)");
+      console.log("agents  pi9 heap MiB  Δ heap KiB/window  Δ heap w/o code KiB/window  pi9 RSS MiB  Δ RSS KiB/window  Δ RssAnon KiB/window  pi RSS MiB/agent");
+      console.log("------  ------------  -----------------  --------------------------  -----------  ----------------  --------------------  ----------------");
       const per = (st: MemStep, k: keyof Mem) => KiB((st.with[k] - (st.before[k] + st.after[k]) / 2) / st.agents);
       for (const st of mem.steps) {
         const pi = MiB(st.piRss.reduce((a, x) => a + x, 0) / st.piRss.length);
-        console.log(`${String(st.agents).padStart(6)}  ${MiB(st.with.heapUsed).padStart(12)}  ${per(st, "heapUsed").padStart(17)}  ${MiB(st.with.rss).padStart(11)}  ${per(st, "rss").padStart(16)}  ${per(st, "anon").padStart(20)}  ${pi.padStart(16)}`);
+        console.log(`${String(st.agents).padStart(6)}  ${MiB(st.with.heapUsed).padStart(12)}  ${per(st, "heapUsed").padStart(17)}  ${per(st, "heapData").padStart(26)}  ${MiB(st.with.rss).padStart(11)}  ${per(st, "rss").padStart(16)}  ${per(st, "anon").padStart(20)}  ${pi.padStart(16)}`);
       }
-      const d = (a: Mem, b: Mem) => `heap ${KiB(b.heapUsed - a.heapUsed)} KiB, RSS ${KiB(b.rss - a.rss)} KiB`;
+      const d = (a: Mem, b: Mem) => `heap ${KiB(b.heapUsed - a.heapUsed)} KiB (w/o code ${KiB(b.heapData - a.heapData)}), RSS ${KiB(b.rss - a.rss)} KiB`;
       const spawned = IDLE.reduce((a, n) => a + n, 0);
       console.log(`  fresh server: heap ${MiB(mem.start.heapUsed)} MiB, RSS ${MiB(mem.start.rss)} MiB; after the warm-up cycle (${Math.max(...IDLE)} agents spawned and deleted): ${d(mem.start, mem.warm)}`);
       console.log(`  left after the measured cycles (${spawned} agents spawned and deleted), against after the warm-up: ${d(mem.warm, mem.end)}`);
