@@ -27,7 +27,8 @@
 // Options (argv `--name value` or env PI9_BENCH_NAME): --agents (10),
 // --readers (50), --conns (10), --deltas (150), --interval-ms (20),
 // --rounds (2), --idle LIST (1,5,10), --settle-ms (3000), --direct 0|1 (1),
-// --only latency,memory, --timeout-s (600), --json FILE.
+// --only latency,memory, --timeout-s (600), --json FILE, --node-flags STR
+// (extra node flags for the pi9 server, e.g. --cpu-prof --cpu-prof-dir=DIR).
 
 import { ChildProcess, spawn } from "node:child_process";
 import { setMaxListeners } from "node:events";
@@ -58,7 +59,7 @@ function opt(name: string, def: number | string) {
 
 if (process.argv.includes("--help")) {
   console.log("node dist/bench/agents.js [--agents 10] [--readers 50] [--conns 10] [--deltas 150] [--interval-ms 20] [--rounds 2]\n" +
-    "  [--idle 1,5,10] [--settle-ms 3000] [--direct 0|1] [--only latency,memory] [--timeout-s 600] [--json FILE]");
+    "  [--idle 1,5,10] [--settle-ms 3000] [--direct 0|1] [--only latency,memory] [--timeout-s 600] [--json FILE] [--node-flags STR]");
   process.exit(0);
 }
 
@@ -74,6 +75,7 @@ const DIRECT = opt("direct", 1) !== 0;
 const ONLY = opt("only", "latency,memory").split(",");
 const TIMEOUT_S = opt("timeout-s", 600);
 const JSON_OUT = opt("json", "");
+const NODE_FLAGS = opt("node-flags", "").split(/\s+/).filter(Boolean);
 
 const nowMs = () => Number(process.hrtime.bigint()) / 1e6; // CLOCK_MONOTONIC, as in stamp-provider.ts
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -174,7 +176,7 @@ async function startServer(tag: string): Promise<Server> {
   const sock = path.join(base, "pi9.sock");
   const probe = path.join(base, "probe.sock");
   const args = [
-    "--expose-gc", "--import", PROBE, MAIN, "serve", "--listen", `unix!${sock}`, "--http", "off", "--state", path.join(base, "state"), "--log-level", "warn",
+    ...NODE_FLAGS, "--expose-gc", "--import", PROBE, MAIN, "serve", "--listen", `unix!${sock}`, "--http", "off", "--state", path.join(base, "state"), "--log-level", "warn",
     "--agent-root", path.join(base, "agents"),
     "--pi-env", `PI_CODING_AGENT_DIR=${agentDir}`, "--pi-env", "PI_OFFLINE=1", "--pi-env", "PI_TELEMETRY=0",
     ...["--offline", "-ne", "-ns", "-np", "-nc", "-e", STAMP].map((a) => `--pi-arg=${a}`),
