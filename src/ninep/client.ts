@@ -173,7 +173,12 @@ export class Client {
   private constructor(private stream: Duplex, label: string) {
     this.label = label;
     stream.on("data", (b: Buffer) => this.onData(b));
-    stream.on("error", (e: Error) => this.shutdown(new ConnectionError(`${label}: ${e.message}`)));
+    stream.on("error", (e: NodeJS.ErrnoException) => {
+      // A server that exits with our request unread resets the connection
+      // rather than closing it: to a person both mean the server went away.
+      const gone = e.code === "ECONNRESET" || e.code === "EPIPE";
+      this.shutdown(new ConnectionError(`${label}: ${gone ? "connection closed by the server" : e.message}`));
+    });
     this.closedPromise = new Promise((resolve) => {
       stream.once("close", () => { this.shutdown(new ConnectionError(`${label}: connection closed`)); resolve(); });
     });
