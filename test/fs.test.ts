@@ -265,3 +265,20 @@ t.test("a read that seeks back into the last reply re-reads from there (bash's r
   t.equal((await z.read({ offset: 0, count: 2, msize: 8192, signal: sig() })).toString(), "a\n");
   t.equal((await z.read({ offset: 0, count: 2, msize: 8192, signal: sig() })).toString(), "b\n");
 });
+
+t.test("a stream that ends lets each reader read what it had not read yet, then fails", async (t) => {
+  const b = new Broadcast();
+  const between = b.subscribe(); // a reader between two reads when the stream ends
+  b.publish("one"); b.publish("del");
+  b.close(new FsError("ENOENT", "window deleted"));
+  t.equal((await between.read(4, sig())).toString(), "one\n", "whole lines that fit");
+  t.equal((await between.read(100, sig())).toString(), "del\n", "the last line is not lost");
+  t.throws(() => between.read(100, sig()), { message: "window deleted" }, "then the error");
+  const waiting = new Broadcast();
+  const w = waiting.subscribe();
+  const p = w.read(100, sig()) as Promise<Buffer>;
+  waiting.publish("del");
+  waiting.close(new FsError("ENOENT", "window deleted"));
+  t.equal((await p).toString(), "del\n", "a pending read gets the line published just before the end");
+  t.throws(() => w.read(100, sig()), { message: "window deleted" });
+});

@@ -52,6 +52,8 @@ export class Cursor {
   private waiter: Waiter | null = null;
   private wakeScheduled = false;
   private failure: FsError | null = null;
+  /** What was still unread when the stream ended. */
+  private rest: Buffer | null = null;
 
   constructor(private owner: Broadcast, pos: number) { this.pos = pos; }
 
@@ -101,7 +103,11 @@ export class Cursor {
   }
 
   read(count: number, signal: AbortSignal): Buffer | Promise<Buffer> {
-    if (this.failure) throw this.failure;
+    if (this.failure) {
+      const b = this.takeRest(count);
+      if (b.length) return b;
+      throw this.failure;
+    }
     if (this.waiter) throw new FsError("EBUSY", "a read is already pending on this open file");
     const b = this.take(count);
     if (b.length) return b;
@@ -119,11 +125,31 @@ export class Cursor {
     });
   }
 
+  /**
+   * End this cursor: what it has not read yet (the `del` of a deleted
+   * window, say) is still read, then every read fails with `e`.
+   */
   fail(e: FsError) {
+    if (!this.failure) {
+      const left = this.take(Number.MAX_SAFE_INTEGER);
+      if (left.length) this.rest = Buffer.from(left);
+    }
     this.failure = e;
     const w = this.waiter;
     this.waiter = null;
-    w?.reject(e);
+    if (!w) return;
+    const b = this.takeRest(w.count);
+    if (b.length) w.resolve(b); else w.reject(e);
+  }
+
+  /** Unread bytes kept at fail(): whole lines that fit in count (a longer first line is split). */
+  private takeRest(count: number): Buffer {
+    const r = this.rest;
+    if (!r || r.length === 0) return EMPTY;
+    let n = r.length;
+    if (n > count) { const nl = r.lastIndexOf(10, count - 1); n = nl >= 0 ? nl + 1 : count; }
+    this.rest = r.subarray(n);
+    return r.subarray(0, n);
   }
 
   close() {
@@ -208,7 +234,7 @@ export class Broadcast {
     else if (this.head > 1024 && this.head * 2 > this.log.length) { this.log = this.log.slice(this.head); this.head = 0; }
   }
 
-  /** End the stream: pending and later reads fail with `err`. */
+  /** End the stream: readers get what they have not read yet, then every read fails with `err`. */
   close(err: FsError) {
     this.closed = err;
     for (const c of this.cursors) c.fail(err);
