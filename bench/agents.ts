@@ -41,21 +41,13 @@ import { Client, Fid, streamCount } from "../src/ninep/client.js";
 import { BRIDGE_PATH, defaultPiPath, descendants } from "../src/agents/pi-rpc.js";
 import { alive, newRequest, parseInfo, processesIn } from "../test/helpers/pi.js";
 import { cpuNs } from "./measure.js";
+import { opt } from "./opts.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const STAMP = path.join(ROOT, "bench", "stamp-provider.ts");
 const PROBE = path.join(ROOT, "dist", "bench", "mem-probe.js");
 const MAIN = path.join(ROOT, "dist", "src", "cli", "main.js");
 
-function opt(name: string, def: number): number;
-function opt(name: string, def: string): string;
-function opt(name: string, def: number | string) {
-  const i = process.argv.indexOf(`--${name}`);
-  const env = process.env[`PI9_BENCH_${name.toUpperCase().replace(/-/g, "_")}`];
-  const v = i >= 0 ? process.argv[i + 1] : env;
-  if (v === undefined) return def;
-  return typeof def === "number" ? Number(v) : v;
-}
 
 if (process.argv.includes("--help")) {
   console.log("node dist/bench/agents.js [--agents 10] [--readers 50] [--conns 10] [--deltas 150] [--interval-ms 20] [--rounds 2]\n" +

@@ -22,18 +22,10 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client, Fid, streamCount } from "../src/ninep/client.js";
+import { opt } from "./opts.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
-function opt(name: string, def: number): number;
-function opt(name: string, def: string): string;
-function opt(name: string, def: number | string) {
-  const i = process.argv.indexOf(`--${name}`);
-  const env = process.env[`PI9_BENCH_${name.toUpperCase().replace(/-/g, "_")}`];
-  const v = i >= 0 ? process.argv[i + 1] : env;
-  if (v === undefined) return def;
-  return typeof def === "number" ? Number(v) : v;
-}
 
 const SIZE_MIB = opt("size-mib", 10);
 const ROUNDS = opt("rounds", 5);

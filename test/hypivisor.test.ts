@@ -13,8 +13,7 @@ import { buildNamespace } from "../src/namespace.js";
 import { Client } from "../src/ninep/client.js";
 import { nullLogger } from "../src/ninep/log.js";
 import { assistant, DOUBLE_TOOLS, PiSocketDouble, user } from "./helpers/pisocket-double.js";
-import { spawn } from "node:child_process";
-import { BIN, childEnv, freePort, startServe } from "./helpers/serve.js";
+import { freePort, runPi9, startServe } from "./helpers/serve.js";
 import { httpGet, Lines, upgradeStatus, WsQueue } from "./helpers/ws.js";
 
 const TOKEN = "s3+cr@tX";
@@ -379,16 +378,6 @@ t.test("in process: spawn_agent through the spawn request, pi9's own agents in t
   t.same(await dash.take((m) => m.event === "node_removed", "node_removed"), { event: "node_removed", id: String(wid) });
   inbox.close();
 });
-
-function runPi9(args: string[], env: Record<string, string> = {}) {
-  return new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    const p = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "ignore", "pipe"], env: childEnv(env) });
-    let stderr = "";
-    p.stderr!.on("data", (d) => (stderr += d));
-    const guard = setTimeout(() => p.kill("SIGKILL"), 20000);
-    p.on("exit", (code) => { clearTimeout(guard); resolve({ code, stderr }); });
-  });
-}
 
 t.test("--http: beyond loopback only with a token; a busy port is named", async (t) => {
   const dir = t.testdir({});

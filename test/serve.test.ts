@@ -6,17 +6,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { decode, encode, Msg } from "../src/ninep/codec.js";
 import { NOFID } from "../src/ninep/constants.js";
-import { BIN, childEnv, startServe } from "./helpers/serve.js";
-
-function runPi9(args: string[], env: Record<string, string> = {}) {
-  return new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    const p = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "ignore", "pipe"], env: childEnv(env) });
-    let stderr = "";
-    p.stderr!.on("data", (d) => (stderr += d));
-    const guard = setTimeout(() => p.kill("SIGKILL"), 20000);
-    p.on("exit", (code) => { clearTimeout(guard); resolve({ code, stderr }); });
-  });
-}
+import { BIN, childEnv, runPi9, startServe } from "./helpers/serve.js";
 
 t.test("--stdio serves one 9P connection on stdin/stdout and exits when it ends", async (t) => {
   const p = spawn(process.execPath, [BIN, "serve", "--stdio", "--http", "off", "--state", path.join(t.testdirName, "st")], { stdio: ["pipe", "pipe", "pipe"], env: childEnv() });

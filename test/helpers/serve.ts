@@ -73,3 +73,14 @@ export async function startServe(opts: { tcp?: boolean; http?: boolean; args?: s
     }),
   };
 }
+
+/** Run `pi9 <args>` to its end (bounded), for commands that exit by themselves. */
+export function runPi9(args: string[], env: Record<string, string> = {}) {
+  return new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const p = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "ignore", "pipe"], env: childEnv(env) });
+    let stderr = "";
+    p.stderr!.on("data", (d) => (stderr += d));
+    const guard = setTimeout(() => p.kill("SIGKILL"), 20000);
+    p.on("exit", (code) => { clearTimeout(guard); resolve({ code, stderr }); });
+  });
+}
