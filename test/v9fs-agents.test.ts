@@ -1,12 +1,13 @@
 // A spawned pi agent driven from a shell through the Linux kernel client:
 // `spawn` written to /mnt/xenith/new with the id read back on the same open
 // file, `prompt` written to ctl, a background `cat event` streaming the
-// turn, body, info, refusals and kill. The server runs real pi children with
+// turn, body, info, refusals, a bash tool call and its file on disk, steer
+// and abort during a paced reply, and kill. The server runs real pi children with
 // the network-free faux model (test/fixtures/faux-provider.ts). Kernels 6.1
 // and 6.12 with 9P2000.L, and 6.1 with legacy 9P2000.
 
 import t from "tap";
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { startServe } from "./helpers/serve.js";
@@ -52,6 +53,30 @@ echo "spawn $DIR/missing" > new 2>/dev/null && echo "missing folder accepted" ||
 echo "== error events"
 waitfor 50 grep -q '^error ' /tmp/ev
 grep '^error ' /tmp/ev
+# phase: follow ev$1 from now on
+follow() { cat $id/event > /tmp/ev$1 & f=$!; pids="$pids $f"; waitfor 50 opened $f event; }
+follow b
+echo 'prompt run bash' > $id/ctl
+waitfor 300 grep -q '^agent_end$' /tmp/evb || echo "no agent_end"
+echo "== bash tool"
+grep '^tool_start ' /tmp/evb | cut -d' ' -f1,3
+grep '^tool_end ' /tmp/evb | cut -d' ' -f1,3-
+follow s
+echo 'prompt write a lot' > $id/ctl
+waitfor 100 grep -q '^text ' /tmp/evs
+echo 'steer say steered' > $id/ctl
+waitfor 300 grep -q '^agent_end$' /tmp/evs || echo "no agent_end"
+echo "== steer"
+grep -E '^(prompt|steer|followup) |^agent_(start|end)$' /tmp/evs
+tail -2 $id/body
+follow a
+echo 'prompt write a lot' > $id/ctl
+waitfor 100 grep -q '^text ' /tmp/eva
+echo abort > $id/ctl
+waitfor 100 grep -q '^agent_end$' /tmp/eva || echo "no agent_end"
+echo "== abort"
+cut -d' ' -f3 $id/ctl
+tail -1 $id/messages | grep -o '"stopReason":"[a-z]*"'
 echo "== kill"
 echo kill > $id/ctl
 cut -d' ' -f3 $id/ctl
@@ -93,6 +118,11 @@ t.test("a spawned pi agent under v9fs", async (t) => {
       t.equal(section(out, "tools"), "bash\nedit\nread\nwrite");
       t.equal(section(out, "refusals"), "bad model refused\nspawn outside the roots refused\nmissing folder refused");
       t.equal(section(out, "error events"), "error model: Model not found: nope/missing", "the refusal's words on the event stream");
+      t.equal(section(out, "bash tool"), "tool_start bash\ntool_end bash ok made out.txt", "the tool call and its result as events");
+      t.equal(readFileSync(path.join(dir, "vm", "out.txt"), "utf8"), "hi\n", "and its effect on disk");
+      t.equal(section(out, "steer"), "prompt write a lot\nagent_start\nsteer say steered\nagent_end\n> say steered\nSteered reply.",
+        "a steer during a paced reply joins the run and is answered before it ends (pi's steering)");
+      t.equal(section(out, "abort"), "idle\n\"stopReason\":\"aborted\"", "abort stops the reply: pi records it as aborted");
       t.equal(section(out, "kill"), "exited\nexit 143");
       t.equal(code, 0, "the server stopped cleanly");
       t.same(processesIn(dir), [], "no pi left behind");
