@@ -30,14 +30,9 @@ gone() { st=$(cut -d' ' -f3 /proc/$1/stat 2>/dev/null) || return 0; [ -z "$st" ]
 opened() { ls -l /proc/$1/fd 2>/dev/null | grep -q "$2\$"; }
 `;
 
-// The whole-tree mount: the xenith directory is mnt/xenith under the mount point.
-const MAIN = PRELUDE + String.raw`
-echo "== ls -la"
-ls -la
-echo "== ls -la mnt/xenith"
-ls -la mnt/xenith
-cd mnt/xenith
-
+// Both mounts start alike, in the xenith directory: make a window, append to
+// its body, name it, read the index.
+const FIRST_WINDOW = (name: string) => String.raw`
 echo "== cat new"
 id=$(cat new)
 echo "$id"
@@ -47,9 +42,19 @@ echo "== echo hello >> body; cat body"
 echo hello >> $id/body
 cat $id/body
 
-echo "== echo 'name notes' > ctl; cat index"
-echo 'name notes' > $id/ctl
+echo "== echo 'name ${name}' > ctl; cat index"
+echo 'name ${name}' > $id/ctl
 cat index
+`;
+
+// The whole-tree mount: the xenith directory is mnt/xenith under the mount point.
+const MAIN = PRELUDE + String.raw`
+echo "== ls -la"
+ls -la
+echo "== ls -la mnt/xenith"
+ls -la mnt/xenith
+cd mnt/xenith
+` + FIRST_WINDOW("notes") + String.raw`
 
 echo "== cat event > /tmp/ev & and append to body"
 cat $id/event > /tmp/ev &
@@ -129,16 +134,7 @@ echo "@@ end"
 const ANAME = PRELUDE + String.raw`
 echo "== ls -la"
 ls -la
-echo "== cat new"
-id=$(cat new)
-echo "$id"
-echo "@@ id $id"
-echo "== echo hello >> body; cat body"
-echo hello >> $id/body
-cat $id/body
-echo "== echo 'name aname' > ctl; cat index"
-echo 'name aname' > $id/ctl
-cat index
+` + FIRST_WINDOW("aname") + String.raw`
 echo "== ls -la id"
 ls -la $id
 echo "== cat log"
