@@ -11,7 +11,7 @@ import { Hypivisor, queryToken, tokenMatches } from "../src/agents/hypivisor.js"
 import { ScriptBackend } from "../src/agents/script.js";
 import { buildNamespace } from "../src/namespace.js";
 import { Client } from "../src/ninep/client.js";
-import { nullLogger } from "../src/ninep/log.js";
+import { nullLogger } from "../src/lib/log.js";
 import { assistant, DOUBLE_TOOLS, PiSocketDouble, user } from "./helpers/pisocket-double.js";
 import { freePort, runPi9, startServe } from "./helpers/serve.js";
 import { httpGet, Lines, upgradeStatus, WsQueue } from "./helpers/ws.js";

@@ -21,7 +21,7 @@ import { readdir, realpath } from "node:fs/promises";
 import path from "node:path";
 import type WebSocket from "ws";
 import { escapeEvent } from "../fs/stream.js";
-import type { Logger } from "../ninep/log.js";
+import type { Logger } from "../lib/log.js";
 import type { AgentWindow, PiEvent } from "./agent.js";
 
 /** The events pi-socket forwards (and so the ones Pi-DE expects). */

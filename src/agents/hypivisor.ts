@@ -29,8 +29,10 @@ import type net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import WebSocket, { WebSocketServer } from "ws";
-import type { Logger } from "../ninep/log.js";
-import { Addr, formatAddr } from "../ninep/transport.js";
+import type { Logger } from "../lib/log.js";
+import { Addr, formatAddr } from "../lib/addr.js";
+import { tokenMatches } from "../lib/token.js";
+export { tokenMatches };
 import type { Window, Xenith } from "../xenith/xenith.js";
 import { serveAgentSocket } from "./agent-socket.js";
 import type { AgentWindow } from "./agent.js";
@@ -95,13 +97,6 @@ export function queryToken(url: string): string | undefined {
     return percentDecode(pair.slice(eq + 1));
   }
   return undefined;
-}
-
-/** Exact comparison that takes the same time wherever the strings differ. */
-export function tokenMatches(given: string | undefined, secret: string): boolean {
-  if (given === undefined) return false;
-  const h = (s: string) => createHash("sha256").update(s, "utf8").digest();
-  return timingSafeEqual(h(given), h(secret)) && given.length === secret.length;
 }
 
 /** NodeInfo as hypivisor's serde reads it: required fields typed, extra fields ignored. */

@@ -21,7 +21,7 @@ import os from "node:os";
 import path from "node:path";
 import WebSocket from "ws";
 import { FsError } from "../fs/errors.js";
-import type { Logger } from "../ninep/log.js";
+import type { Logger } from "../lib/log.js";
 import type { Window, Xenith } from "../xenith/xenith.js";
 import { AgentWindow, Backend, DeliverAs, PiEvent, ToolInfo } from "./agent.js";
 

@@ -6,7 +6,7 @@ import { once } from "node:events";
 import type { Argv } from "yargs";
 import { Client, FileInfo, NinepError } from "../ninep/client.js";
 import { Dialect, DMAPPEND, DMAUTH, DMDIR, DMEXCL, QTAPPEND, QTAUTH, QTDIR, QTEXCL } from "../ninep/constants.js";
-import { defaultSocketPath, DEFAULT_PORT } from "../ninep/transport.js";
+import { defaultSocketPath, DEFAULT_PORT } from "../lib/addr.js";
 import { resolveToken, UsageError } from "./serve.js";
 
 /** The CLI's default: 9P2000 carries the server's error text, which .L reduces to an errno. */

@@ -3,7 +3,7 @@
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { serve, resolveToken, UsageError } from "./serve.js";
-import type { Level } from "../ninep/log.js";
+import type { Level } from "../lib/log.js";
 import { clientCommands } from "./client-commands.js";
 
 export async function main(argv: string[]) {

@@ -5,10 +5,11 @@ import type net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { buildNamespace, Namespace } from "../namespace.js";
-import { Level, Logger, makeLogger } from "../ninep/log.js";
+import { Level, Logger, makeLogger } from "../lib/log.js";
 import { NinepServer } from "../ninep/server.js";
 import { DEFAULT_HTTP_PORT, Hypivisor } from "../agents/hypivisor.js";
-import { Addr, AddrError, defaultSocketPath, DEFAULT_PORT, formatAddr, isLoopback, listen, parseAddr, stdioStream } from "../ninep/transport.js";
+import { Addr, AddrError, defaultSocketPath, DEFAULT_PORT, formatAddr, isLoopback, parseAddr } from "../lib/addr.js";
+import { listen, stdioStream } from "../ninep/transport.js";
 
 export interface ServeOptions {
   listen?: string[];

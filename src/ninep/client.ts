@@ -16,7 +16,8 @@ import {
   Dialect, DMAPPEND, DMDIR, E, IOHDRSZ, L_O_APPEND, L_O_RDWR, L_O_TRUNC, L_O_WRONLY, MAX_MSIZE, MAXWELEM, MIN_MSIZE,
   MsgName, MT, NOFID, NONUNAME, NOTAG, OAPPEND, OREAD, ORDWR, OTRUNC, OWRITE, P9_GETATTR_BASIC, QTAPPEND, QTDIR, S_IFDIR,
 } from "./constants.js";
-import { Addr, dial, formatAddr, parseAddr } from "./transport.js";
+import { Addr, formatAddr, parseAddr } from "../lib/addr.js";
+import { dial } from "./transport.js";
 
 export interface ClientOptions {
   /** Dialect to ask for; the server may answer with an older one. Default 9P2000.L. */

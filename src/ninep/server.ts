@@ -3,7 +3,6 @@
 // the outstanding tags of each connection, answers Tflush by aborting the
 // pending request, and frees everything when the client goes away.
 
-import { timingSafeEqual } from "node:crypto";
 import type { Duplex } from "node:stream";
 import { Attr, Ctx, Dir, Handle, Node, OpenFlags } from "../fs/node.js";
 import { FsError } from "../fs/errors.js";
@@ -15,7 +14,8 @@ import {
   P9_SETATTR_SIZE, P9_SETATTR_UID, QTAPPEND, QTAUTH, QTDIR, QTFILE, S_IFDIR, S_IFREG,
 } from "./constants.js";
 import { FrameBuffer } from "./frames.js";
-import { Logger, nullLogger } from "./log.js";
+import { Logger, nullLogger } from "../lib/log.js";
+import { tokenMatches } from "../lib/token.js";
 
 /** Filesystem type reported by Rstatfs: unknown to coreutils, so `tail -f` polls. */
 export const PI9_FSTYPE = 0x70693921; // "pi9!"
@@ -98,11 +98,6 @@ function qidOf(a: Attr): Qid {
 
 function numericIds() {
   return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
-}
-
-function sameToken(a: string, b: string) {
-  const x = Buffer.from(a), y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 /** Split an attach name into its token (`token=<t>` prefix) and subtree path. */
@@ -457,10 +452,10 @@ export class Connection {
     const { token, path } = parseAname(m.aname ?? "");
     const want = this.server.opts.token;
     if (want) {
-      let ok = token !== null && sameToken(token, want);
+      let ok = token !== null && tokenMatches(token, want);
       if (!ok && m.afid !== NOFID) {
         const af = this.fids.get(m.afid);
-        ok = !!af?.auth && sameToken(af.auth.data.trim(), want);
+        ok = !!af?.auth && tokenMatches(af.auth.data.trim(), want);
       }
       if (!ok) throw new FsError("EACCES", token !== null || m.afid !== NOFID ? "authentication failed: wrong token" : "authentication required: attach with aname token=<t> or use Tauth");
     }

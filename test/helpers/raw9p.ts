@@ -12,7 +12,7 @@ import { decode, encode, Msg } from "../../src/ninep/codec.js";
 import { Dialect, NOFID, NONUNAME, NOTAG } from "../../src/ninep/constants.js";
 import { NinepServer, ServerOptions } from "../../src/ninep/server.js";
 import { buildNamespace, Namespace } from "../../src/namespace.js";
-import type { Logger } from "../../src/ninep/log.js";
+import type { Logger } from "../../src/lib/log.js";
 
 /** A safety net so a broken server fails a test instead of hanging it. Not a timing assertion. */
 export const SAFETY_MS = 15000;
