@@ -22,7 +22,6 @@
 //   - a /ws client whose socket stops answering pings is dropped (its node
 //     goes offline), where hypivisor removes "active ghosts" by last_seen.
 
-import { createHash, timingSafeEqual } from "node:crypto";
 import { mkdir, readdir, realpath, stat } from "node:fs/promises";
 import http from "node:http";
 import type net from "node:net";
@@ -33,7 +32,7 @@ import type { Logger } from "../lib/log.js";
 import { Addr, formatAddr } from "../lib/addr.js";
 import { tokenMatches } from "../lib/token.js";
 export { tokenMatches };
-import type { Window, Xenith } from "../xenith/xenith.js";
+import type { Lifecycle, Window, Xenith } from "../xenith/xenith.js";
 import { serveAgentSocket } from "./agent-socket.js";
 import type { AgentWindow } from "./agent.js";
 import type { Agents } from "./manager.js";
@@ -133,7 +132,7 @@ export class Hypivisor {
   private wss = new WebSocketServer({ noServer: true, maxPayload: AGENT_MAX_PAYLOAD });
   private heart: NodeJS.Timeout | null = null;
   private sockets_: Set<net.Socket> = new Set();
-  private watcher = (line: string) => this.onLifecycle(line);
+  private watcher = (e: Lifecycle) => this.onLifecycle(e);
   readonly home: string;
   private log: Logger;
   /** The port pi9's own agents are listed with. */
@@ -437,22 +436,21 @@ export class Hypivisor {
   }
 
   // ── pi9's own agent windows in the roster ──────────────────
-  private onLifecycle(line: string) {
-    const m = /^(new|del|status) (\d+)(?: (\S+))?/.exec(line);
-    if (!m) return;
-    const id = Number(m[2]);
-    if (m[1] === "new") {
+  private onLifecycle(e: Lifecycle) {
+    if (e.type !== "new" && e.type !== "del" && e.type !== "status") return;
+    const id = e.id;
+    if (e.type === "new") {
       // The agent behind the window is attached right after the window is made.
       queueMicrotask(() => this.announce(id));
       return;
     }
-    if (m[1] === "del") {
+    if (e.type === "del") {
       this.closeAgentClients(id);
       this.offlineSince.delete(id);
       if (this.announced.delete(id) && !this.nodes.has(String(id))) this.broadcast({ event: "node_removed", id: String(id) });
       return;
     }
-    const s = m[3];
+    const s = e.status;
     if (s === "offline" || s === "exited") {
       this.offlineSince.set(id, now());
       this.closeAgentClients(id);

@@ -25,7 +25,7 @@ export function makeScriptAgent(x: Xenith, w: Window): AgentWindow {
     if (m && w.status !== m[1]) {
       // The line itself reaches the window's readers as written; tell the namespace.
       w.status = m[1] as "idle" | "working";
-      x.lifecycle(`status ${w.id} ${m[1]}`);
+      x.lifecycle({ type: "status", id: w.id, status: w.status });
     }
   };
   return a;

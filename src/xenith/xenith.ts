@@ -241,7 +241,7 @@ export class Window {
     checkName(n);
     if (n === "") throw errs.inval("name: missing name");
     this.name = n;
-    this.x.lifecycle(`name ${this.id} ${n}`);
+    this.x.lifecycle({ type: "name", id: this.id, name: n });
   }
 
   setSel(q0: number, q1: number) {
@@ -329,6 +329,29 @@ class WindowDir extends StaticDir {
   }
 }
 
+/**
+ * A change in the set of windows, as typed data. Xenith renders each one as
+ * a line on `event` and `log` (`new <id> <kind> <name>`, …); in-process
+ * watchers (the hypivisor's roster) get the object itself and never parse
+ * the text.
+ */
+export type Lifecycle =
+  | { type: "new"; id: number; kind: WindowKind; name: string }
+  | { type: "del"; id: number }
+  | { type: "focus"; id: number }
+  | { type: "status"; id: number; status: WindowStatus }
+  | { type: "name"; id: number; name: string };
+
+export function lifecycleLine(e: Lifecycle): string {
+  switch (e.type) {
+    case "new": return `new ${e.id} ${e.kind} ${dash(e.name)}`;
+    case "del": return `del ${e.id}`;
+    case "focus": return `focus ${e.id}`;
+    case "status": return `status ${e.id} ${e.status}`;
+    case "name": return `name ${e.id} ${e.name}`;
+  }
+}
+
 export interface NewRequestHandler {
   (verb: string, args: string, ctx: Ctx): number | Promise<number>;
 }
@@ -343,7 +366,7 @@ export class Xenith {
   /** Extra `new` verbs (spawn, agent) registered by other subsystems. */
   readonly newVerbs = new Map<string, NewRequestHandler>();
   /** In-process watchers of the lifecycle lines (the hypivisor's roster of agent windows). */
-  readonly watchers = new Set<(line: string) => void>();
+  readonly watchers = new Set<(e: Lifecycle) => void>();
 
   constructor(readonly defaultCwd = "") {
     this.dir.add(new SessionFile("new", 0o666, (flags, ctx) => this.openNew(flags, ctx)));
@@ -364,10 +387,11 @@ export class Xenith {
   }
 
   /** Record a lifecycle event: broadcast on `event` and appended to `log`. */
-  lifecycle(line: string) {
+  lifecycle(e: Lifecycle) {
+    const line = lifecycleLine(e);
     this.events.publish(line);
     this.log.append(line + "\n");
-    for (const f of this.watchers) f(line);
+    for (const f of this.watchers) f(e);
   }
 
   createWindow(kind: WindowKind = "window", name = "", cwd = this.defaultCwd): Window {
@@ -376,7 +400,7 @@ export class Xenith {
     w.name = name;
     this.windows.set(w.id, w);
     this.dir.add(w.dir);
-    this.lifecycle(`new ${w.id} ${kind} ${dash(name)}`);
+    this.lifecycle({ type: "new", id: w.id, kind, name });
     return w;
   }
 
@@ -390,14 +414,14 @@ export class Xenith {
     const w = this.get(id);
     this.focus = id;
     w.events.publish("focus");
-    this.lifecycle(`focus ${id}`);
+    this.lifecycle({ type: "focus", id });
   }
 
   setStatus(w: Window, s: WindowStatus) {
     if (w.status === s) return;
     w.status = s;
     w.events.publish(`status ${s}`);
-    this.lifecycle(`status ${w.id} ${s}`);
+    this.lifecycle({ type: "status", id: w.id, status: s });
   }
 
   delete(id: number) {
@@ -409,7 +433,7 @@ export class Xenith {
     this.windows.delete(id);
     this.dir.delete(String(id));
     if (this.focus === id) this.focus = 0;
-    this.lifecycle(`del ${id}`);
+    this.lifecycle({ type: "del", id });
   }
 
   /** `new`: each open keeps its own result; reading without writing makes a plain window. */
