@@ -23,15 +23,15 @@
 //     goes offline), where hypivisor removes "active ghosts" by last_seen.
 
 import { mkdir, readdir, realpath, stat } from "node:fs/promises";
-import http from "node:http";
-import type net from "node:net";
+import type http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import WebSocket, { WebSocketServer } from "ws";
+import WebSocket from "ws";
 import type { Logger } from "../lib/log.js";
-import { Addr, formatAddr } from "../lib/addr.js";
+import type { Addr } from "../lib/addr.js";
 import { tokenMatches } from "../lib/token.js";
-export { tokenMatches };
+import { HttpError, HttpFront, queryToken } from "../http/front.js";
+export { tokenMatches, queryToken };
 import type { Lifecycle, Window, Xenith } from "../xenith/xenith.js";
 import { serveAgentSocket } from "./agent-socket.js";
 import type { AgentWindow } from "./agent.js";
@@ -66,38 +66,6 @@ interface Entry { info: NodeInfo; owner: Conn | null }
 
 const now = () => Math.floor(Date.now() / 1000);
 
-const isHex = (c: number) => (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
-
-/**
- * Percent-decoding as hypivisor's (Rust percent_encoding): each valid %XX
- * becomes its byte, anything else stays as it is ('+' is not a space, a
- * lone '%' is a '%'); the bytes must be UTF-8.
- */
-export function percentDecode(s: string): string | undefined {
-  const raw = Buffer.from(s, "utf8");
-  const out = Buffer.alloc(raw.length);
-  let n = 0;
-  for (let i = 0; i < raw.length; i++) {
-    if (raw[i] === 0x25 && i + 2 < raw.length && isHex(raw[i + 1]) && isHex(raw[i + 2])) {
-      out[n++] = parseInt(raw.subarray(i + 1, i + 3).toString("latin1"), 16);
-      i += 2;
-    } else out[n++] = raw[i];
-  }
-  try { return new TextDecoder("utf-8", { fatal: true }).decode(out.subarray(0, n)); } catch { return undefined; }
-}
-
-/** The first `token=` value of a URL's query, percent-decoded as hypivisor does. */
-export function queryToken(url: string): string | undefined {
-  const q = url.indexOf("?");
-  if (q < 0) return undefined;
-  for (const pair of url.slice(q + 1).split("&")) {
-    const eq = pair.indexOf("=");
-    if (eq < 0 || pair.slice(0, eq) !== "token") continue;
-    return percentDecode(pair.slice(eq + 1));
-  }
-  return undefined;
-}
-
 /** NodeInfo as hypivisor's serde reads it: required fields typed, extra fields ignored. */
 export function parseNodeInfo(p: any): NodeInfo | null {
   if (!p || typeof p !== "object" || Array.isArray(p)) return null;
@@ -128,15 +96,14 @@ export class Hypivisor {
   private announced = new Map<number, boolean>();
   private offlineSince = new Map<number, number>();
   private alive = new WeakMap<WebSocket, boolean>();
-  private server: http.Server | null = null;
-  private wss = new WebSocketServer({ noServer: true, maxPayload: AGENT_MAX_PAYLOAD });
+  /** Every WebSocket of the hypivisor's routes, for heartbeats and shutdown. */
+  private conns = new Set<WebSocket>();
+  private front: HttpFront | null = null;
+  private ownFront = false;
   private heart: NodeJS.Timeout | null = null;
-  private sockets_: Set<net.Socket> = new Set();
   private watcher = (e: Lifecycle) => this.onLifecycle(e);
   readonly home: string;
   private log: Logger;
-  /** The port pi9's own agents are listed with. */
-  port = 0;
 
   constructor(readonly x: Xenith, readonly agents: Agents, private opts: HypivisorOptions) {
     this.log = opts.log;
@@ -144,97 +111,55 @@ export class Hypivisor {
     x.watchers.add(this.watcher);
   }
 
-  // ── HTTP ───────────────────────────────────────────────────
-  /** Listen; resolves with the address as listened on (the real port when 0 was asked). */
-  async listen(a: Addr): Promise<string> {
-    const srv = http.createServer((req, res) => this.onRequest(req, res));
-    srv.on("upgrade", (req, sock: net.Socket, head) => this.onUpgrade(req, sock, head));
-    srv.on("connection", (s: net.Socket) => { this.sockets_.add(s); s.once("close", () => this.sockets_.delete(s)); });
-    srv.on("clientError", (_e, s: net.Socket) => { if (s.writable) s.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 11\r\n\r\nBad Request"); else s.destroy(); });
-    await new Promise<void>((resolve, reject) => {
-      srv.once("error", (e: NodeJS.ErrnoException) => reject(new Error(`--http ${formatAddr(a)}: ${e.code === "EADDRINUSE" ? "address already in use" : e.message}`)));
-      if (a.kind === "unix") srv.listen(a.path, () => resolve());
-      else srv.listen(a.port, a.host, () => resolve());
+  // ── Routes on the HTTP front ───────────────────────────────
+  /** Add /ws and /ws/agent/<id> to a front (the one of `pi9 serve`, shared with other subsystems). */
+  mount(front: HttpFront) {
+    this.front = front;
+    const take = (ws: WebSocket) => {
+      this.conns.add(ws);
+      ws.once("close", () => this.conns.delete(ws));
+      this.alive.set(ws, true);
+      ws.on("pong", () => this.alive.set(ws, true));
+    };
+    front.add({ path: "/ws", ws: (ws) => { take(ws); this.onRegistryConn(ws); } });
+    front.add({
+      path: "/ws/agent/", prefix: true, wsMaxPayload: AGENT_MAX_PAYLOAD,
+      check: (_req, rest) => { if (!rest) throw new HttpError(400, "Missing node ID"); },
+      ws: (ws, _req, rest) => {
+        take(ws);
+        let id = rest;
+        try { id = decodeURIComponent(rest); } catch { /* keep it raw */ }
+        this.onAgentConn(ws, id);
+      },
     });
-    this.server = srv;
-    let label: string;
-    if (a.kind === "unix") {
-      const { chmodSync } = await import("node:fs");
-      chmodSync(a.path, 0o600);
-      label = `http+unix!${a.path}`;
-    } else {
-      this.port = (srv.address() as net.AddressInfo).port;
-      label = `http://${a.host.includes(":") ? `[${a.host}]` : a.host}:${this.port}`;
-    }
+    // The /ws/agent prefix without its slash is still a path that needs an id.
+    front.add({ path: "/ws/agent", check: () => { throw new HttpError(400, "Missing node ID"); }, ws: () => {} });
     const ms = this.opts.heartbeatMs ?? 30000;
     this.heart = setInterval(() => this.heartbeat(), ms);
     this.heart.unref();
-    return label;
+  }
+
+  /** The port pi9's own agents are listed with: the front's. */
+  get port() { return this.front?.port ?? 0; }
+
+  /** Listen on a front of its own (tests, and a hypivisor alone); resolves with the address as listened on. */
+  async listen(a: Addr): Promise<string> {
+    const front = new HttpFront({ token: this.opts.token, log: this.log });
+    this.ownFront = true;
+    this.mount(front);
+    return front.listen(a);
   }
 
   async close() {
     this.x.watchers.delete(this.watcher);
     if (this.heart) clearInterval(this.heart);
-    for (const c of this.wss.clients) c.terminate();
+    for (const c of this.conns) c.terminate();
     for (const s of this.sockets.values()) s.shutdown();
-    const srv = this.server;
-    this.server = null;
-    if (srv) {
-      await new Promise<void>((r) => { srv.close(() => r()); for (const s of this.sockets_) s.destroy(); });
-    }
-  }
-
-  private authorized(url: string): boolean {
-    return !this.opts.token || tokenMatches(queryToken(url), this.opts.token);
-  }
-
-  private route(url: string): { kind: "registry" } | { kind: "agent"; id: string } | { kind: "bad" } | { kind: "none" } {
-    const p = url.split("?")[0];
-    if (p === "/ws") return { kind: "registry" };
-    if (p.startsWith("/ws/agent/")) {
-      const raw = p.slice("/ws/agent/".length);
-      if (!raw) return { kind: "bad" };
-      let id = raw;
-      try { id = decodeURIComponent(raw); } catch { /* keep it raw */ }
-      return { kind: "agent", id };
-    }
-    return { kind: "none" };
-  }
-
-  private onRequest(req: http.IncomingMessage, res: http.ServerResponse) {
-    const url = req.url ?? "/";
-    const answer = (code: number, text: string) => {
-      res.writeHead(code, { "Content-Type": "text/plain", "Content-Length": Buffer.byteLength(text), Connection: "close" });
-      res.end(text);
-    };
-    if (!this.authorized(url)) return answer(401, "Unauthorized");
-    const r = this.route(url);
-    // A plain request to a WebSocket path is a failed upgrade, as hypivisor answers it.
-    if (r.kind === "registry" || r.kind === "agent") return answer(400, "Bad Request");
-    if (r.kind === "bad") return answer(400, "Missing node ID");
-    return answer(404, "Not Found");
-  }
-
-  private onUpgrade(req: http.IncomingMessage, sock: net.Socket, head: Buffer) {
-    const url = req.url ?? "/";
-    const refuse = (status: string, text: string) => {
-      sock.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
-    };
-    sock.on("error", () => {});
-    if (!this.authorized(url)) { this.log.debug(`http: 401 for ${url.split("?")[0]}`); return refuse("401 Unauthorized", "Unauthorized"); }
-    const r = this.route(url);
-    if (r.kind === "bad") return refuse("400 Bad Request", "Missing node ID");
-    if (r.kind === "none") return refuse("404 Not Found", "Not Found");
-    this.wss.handleUpgrade(req, sock, head, (ws) => {
-      this.alive.set(ws, true);
-      ws.on("pong", () => this.alive.set(ws, true));
-      if (r.kind === "registry") this.onRegistryConn(ws);
-      else this.onAgentConn(ws, r.id);
-    });
+    if (this.ownFront) await this.front?.close();
   }
 
   private heartbeat() {
-    for (const ws of this.wss.clients) {
+    for (const ws of this.conns) {
       if (!this.alive.get(ws)) { ws.terminate(); continue; }
       this.alive.set(ws, false);
       try { ws.ping(); } catch { /* closing */ }

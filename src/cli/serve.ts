@@ -8,6 +8,7 @@ import { buildNamespace, Namespace } from "../namespace.js";
 import { Level, Logger, makeLogger } from "../lib/log.js";
 import { NinepServer } from "../ninep/server.js";
 import { DEFAULT_HTTP_PORT, Hypivisor } from "../agents/hypivisor.js";
+import { HttpFront } from "../http/front.js";
 import { Addr, AddrError, defaultSocketPath, DEFAULT_PORT, formatAddr, isLoopback, parseAddr } from "../lib/addr.js";
 import { listen, stdioStream } from "../ninep/transport.js";
 
@@ -80,15 +81,19 @@ export async function serve(o: ServeOptions): Promise<Running> {
     agents: { roots: o.agentRoots, stateDir: state, pi: { path: o.pi, args: o.piArgs, env: piEnv } },
   });
   const server = new NinepServer({ root: ns.root, token: o.token, log });
-  // The hypivisor-compatible HTTP/WebSocket services, up before 9P is announced.
+  // The HTTP/WebSocket front, shared by every subsystem's routes, up before 9P is announced.
+  let front: HttpFront | null = null;
   let hyp: Hypivisor | null = null;
   if (httpAddr) {
+    front = new HttpFront({ token: o.token, log });
     hyp = new Hypivisor(ns.xenith, ns.agents, { token: o.token, log });
+    hyp.mount(front);
     try {
-      const at = await hyp.listen(httpAddr);
+      const at = await front.listen(httpAddr);
       log.info(`hypivisor: listening on ${at} (/ws, /ws/agent/<id>)${o.token ? " (token required)" : ""}`);
     } catch (e) {
       await hyp.close();
+      await front.close();
       throw new UsageError((e as Error).message);
     }
   }
@@ -102,6 +107,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
   } catch (e) {
     for (const l of listeners) l.srv.close();
     await hyp?.close();
+    await front?.close();
     throw e instanceof AddrError ? new UsageError(e.message) : e;
   }
   let stdioDone: Promise<void> | null = null;
@@ -118,6 +124,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
       if (closed) return;
       closed = true;
       await hyp?.close();
+      await front?.close();
       // Spawned agents first: every pi child is stopped, none is left behind.
       await ns.agents.shutdown();
       server.closeAll();
