@@ -177,7 +177,13 @@ export class HttpFront {
       let n = 0;
       req.on("data", (b: Buffer) => {
         n += b.length;
-        if (n > max) { req.destroy(); reject(new HttpError(413, `request body is over the limit of ${max} bytes`)); return; }
+        if (n > max) {
+          // Stop keeping it; the answer closes the connection, which ends the rest.
+          req.removeAllListeners("data");
+          req.pause();
+          reject(new HttpError(413, `request body is over the limit of ${max} bytes`));
+          return;
+        }
         parts.push(b);
       });
       req.once("end", () => resolve(Buffer.concat(parts, n)));
@@ -218,7 +224,11 @@ export class HttpFront {
     const max = route.wsMaxPayload ?? this.limits.wsMaxPayload;
     let wss = this.wss.get(max);
     if (!wss) { wss = new WebSocketServer({ noServer: true, maxPayload: max }); this.wss.set(max, wss); }
-    wss.handleUpgrade(req, sock, head, (ws) => route.ws!(ws, req, rest));
+    wss.handleUpgrade(req, sock, head, (ws) => {
+      // A protocol error (a message over maxPayload, a bad frame) closes this socket only.
+      ws.on("error", (e) => this.log.debug(`http: ${(req.url ?? "/").split("?")[0]}: websocket closed: ${e.message}`));
+      route.ws!(ws, req, rest);
+    });
   }
 
   /** Listen; resolves with the address as listened on (the real port when 0 was asked). */
