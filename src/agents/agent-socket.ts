@@ -17,7 +17,8 @@
 // copy kept here. Events that happen while the first messages are fetched
 // are held and sent after init_state.
 
-import { readdir, realpath } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
+import { realInside, within } from "../lib/confine.js";
 import path from "node:path";
 import type WebSocket from "ws";
 import { escapeEvent } from "../fs/stream.js";
@@ -53,7 +54,6 @@ export function historyPage(messages: unknown[], before: unknown, limit: unknown
   return { type: "history_page", messages: messages.slice(start, end), hasMore: start > 0, oldestIndex: start };
 }
 
-const inside = (dir: string, root: string) => dir === root || dir.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
 
 /**
  * list_files as pi-socket answers it: the folder of the prefix (or cwd),
@@ -64,10 +64,9 @@ export async function listFiles(cwd: string, prefix: unknown) {
   const none = { type: "files_list", files: [] as { path: string; isDirectory: boolean }[], cwd };
   if (!cwd) return none;
   const target = typeof prefix === "string" && prefix ? path.resolve(cwd, path.dirname(prefix)) : cwd;
-  if (!inside(target, cwd)) return none;
+  if (!within(target, cwd)) return none;
   try {
-    const [realTarget, realCwd] = await Promise.all([realpath(target), realpath(cwd)]);
-    if (!inside(realTarget, realCwd)) return none;
+    if (!(await realInside(target, [cwd]))) return none;
     const files: { path: string; isDirectory: boolean }[] = [];
     for (const e of await readdir(target, { withFileTypes: true })) {
       if (e.name.startsWith(".")) continue;

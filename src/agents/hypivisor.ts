@@ -29,6 +29,7 @@ import path from "node:path";
 import WebSocket from "ws";
 import type { Logger } from "../lib/log.js";
 import type { Addr } from "../lib/addr.js";
+import { realInside, within } from "../lib/confine.js";
 import { tokenMatches } from "../lib/token.js";
 import { HttpError, HttpFront, queryToken } from "../http/front.js";
 export { tokenMatches, queryToken };
@@ -80,7 +81,6 @@ export function parseNodeInfo(p: any): NodeInfo | null {
   return n;
 }
 
-const inside = (p: string, root: string) => p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
 
 class RpcError extends Error {}
 
@@ -325,7 +325,7 @@ export class Hypivisor {
       if (p === "") throw Object.assign(new Error("No such file or directory (os error 2)"), { code: "ENOENT" });
       current = await realpath(p === undefined ? this.home : path.resolve(this.home, p));
     } catch (e) { throw new RpcError(`Invalid path: ${(e as Error).message}`); }
-    if (!inside(current, home)) throw new RpcError("Path resolves outside home directory");
+    if (!within(current, home)) throw new RpcError("Path resolves outside home directory");
     let entries;
     try { entries = await readdir(current, { withFileTypes: true }); } catch (e) { throw new RpcError(`Cannot read directory: ${(e as Error).message}`); }
     // Folders only: no dot names, no symbolic links (as hypivisor, which does not follow them).
@@ -345,12 +345,12 @@ export class Hypivisor {
     if (!exists) {
       if (!folder) throw new RpcError("Path does not exist");
       // The home check comes before anything is created.
-      if (!inside(await realPrefix(target), home)) throw new RpcError("Path resolves outside home directory");
+      if (!(await realInside(target, [home]))) throw new RpcError("Path resolves outside home directory");
       try { await mkdir(target, { recursive: true }); } catch (e) { throw new RpcError(`Failed to create directory: ${(e as Error).message}`); }
     }
     let canonical: string;
     try { canonical = await realpath(target); } catch (e) { throw new RpcError(`Invalid path: ${(e as Error).message}`); }
-    if (!inside(canonical, home)) throw new RpcError("Path resolves outside home directory");
+    if (!within(canonical, home)) throw new RpcError("Path resolves outside home directory");
     const spawn = this.x.newVerbs.get("spawn");
     if (!spawn) throw new RpcError("Failed to spawn: spawning agents is not available in this pi9");
     if (/\s/.test(canonical)) throw new RpcError(`Failed to spawn: ${canonical}: folder names with white space cannot be given to spawn`);
@@ -469,18 +469,5 @@ export class Hypivisor {
     });
     // The agent went: so does its client (hypivisor leaves it open).
     up.on("close", () => { if (client.readyState === WebSocket.OPEN || client.readyState === WebSocket.CONNECTING) client.close(1001, "agent closed"); });
-  }
-}
-
-/** The real path of the longest existing prefix of p, with the rest appended. */
-async function realPrefix(p: string): Promise<string> {
-  const rest: string[] = [];
-  let cur = p;
-  for (;;) {
-    try { return path.join(await realpath(cur), ...rest.reverse()); } catch { /* go up */ }
-    const up = path.dirname(cur);
-    if (up === cur) return p;
-    rest.push(path.basename(cur));
-    cur = up;
   }
 }

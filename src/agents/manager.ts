@@ -2,7 +2,8 @@
 // /mnt/xenith/new, the folders agents may run in, and shutdown.
 
 import { mkdirSync } from "node:fs";
-import { mkdir, realpath, stat } from "node:fs/promises";
+import { mkdir, stat } from "node:fs/promises";
+import { realInside, within } from "../lib/confine.js";
 import os from "node:os";
 import path from "node:path";
 import { FsError } from "../fs/errors.js";
@@ -94,18 +95,18 @@ export class Agents {
    */
   async resolveDir(p: string, create: boolean): Promise<string> {
     const abs = path.resolve(os.homedir(), expandHome(p));
-    const inRoot = (q: string) => this.roots.some((r) => q === r || q.startsWith(r.endsWith(path.sep) ? r : r + path.sep));
-    if (!inRoot(abs)) throw new FsError("EACCES", `${abs}: outside the folders agents may use (${this.roots.join(", ")})`);
+    if (!this.roots.some((r) => within(abs, r))) throw new FsError("EACCES", `${abs}: outside the folders agents may use (${this.roots.join(", ")})`);
     let st;
+    // Judged by where it really is before anything is created: a link inside a root may point out.
+    if (!(await realInside(abs, this.roots))) throw new FsError("EACCES", `${abs}: resolves outside the folders agents may use`);
     try { st = await stat(abs); } catch {
       if (!create) throw new FsError("ENOENT", `${abs}: no such folder (add mkdir to create it)`);
       await mkdir(abs, { recursive: true });
       st = await stat(abs);
     }
     if (!st.isDirectory()) throw new FsError("ENOTDIR", `${abs}: not a folder`);
-    const real = await realpath(abs);
-    const realRoots = await Promise.all(this.roots.map((r) => realpath(r).catch(() => r)));
-    if (!realRoots.some((r) => real === r || real.startsWith(r + path.sep))) throw new FsError("EACCES", `${abs}: resolves outside the folders agents may use`);
+    const real = await realInside(abs, this.roots);
+    if (!real) throw new FsError("EACCES", `${abs}: resolves outside the folders agents may use`);
     return real;
   }
 
