@@ -1,7 +1,8 @@
 // The 9P server: one Connection per transport stream. It speaks 9P2000,
 // 9P2000.u and 9P2000.L over one file tree (src/fs), keeps a fid table and
-// the outstanding tags of each connection, answers Tflush by aborting the
-// pending request, and frees everything when the client goes away.
+// the outstanding tags of each connection, answers Tflush as plan9port lib9p
+// does (cancel what can be cancelled; otherwise the reply first, then
+// Rflush), and frees everything when the client goes away.
 
 import type { Duplex } from "node:stream";
 import { Attr, Ctx, Dir, Handle, Node, OpenFlags } from "../fs/node.js";
@@ -78,7 +79,10 @@ const U32_MAX = 0xffffffff;
  * Tread and Twrite hand the request itself to the file as ReadReq/WriteReq.
  */
 class Req {
+  /** The session ended (teardown or Tversion): never answer it. */
   flushed = false;
+  /** Tags of the Tflushes waiting for this request, in arrival order: each gets Rflush after it settles. */
+  flushers: number[] | null = null;
   offset = 0;
   count = 0;
   msize = 0;
@@ -88,8 +92,22 @@ class Req {
     if (!this.ac) { this.ac = new AbortController(); if (this.flushed) this.ac.abort(); }
     return this.ac.signal;
   }
-  /** Flushed, or the session ended: never answer it, and tell whoever waits. */
+  /** The session ended: never answer it, and tell whoever waits. */
   abort() { this.flushed = true; this.ac?.abort(); }
+  /**
+   * A Tflush arrived: tell whoever waits, but keep the request answerable.
+   * A wait that honours the signal rejects with ECANCELED and only Rflush is
+   * sent; work that cannot be cancelled finishes and its reply goes first.
+   */
+  cancel(flushTag: number) {
+    (this.flushers ??= []).push(flushTag);
+    if (this.ac) this.ac.abort(); else { this.ac = new AbortController(); this.ac.abort(); }
+  }
+}
+
+/** The error a wait rejects with when its signal is aborted (errs.flushed()). */
+function isCancellation(e: unknown): boolean {
+  return e instanceof FsError && e.code === "ECANCELED";
 }
 
 function qidOf(a: Attr): Qid {
@@ -127,6 +145,8 @@ export class Connection {
   msize = 0;
   private fids = new Map<number, Fid>();
   private inflight = new Map<number, Req>();
+  /** Tflush tags not yet answered, and the request each waits for. */
+  private pendingFlush = new Map<number, Req>();
   private frames = new FrameBuffer();
   private closed = false;
   private pausedForWrite = false;
@@ -255,7 +275,7 @@ export class Connection {
   private dispatch(m: Msg) {
     const tag = m.tag;
     if (m.type === "Tversion") { this.reply(this.version(m)); return; }
-    if (m.type === "Tflush") { this.flush(m.oldtag); this.reply({ type: "Rflush", tag }); return; }
+    if (m.type === "Tflush") { this.flush(tag, m.oldtag); return; }
     if (!this.dialect) { this.sendError(tag, new FsError("EPROTO", "version not negotiated: send Tversion first")); return; }
     if (MT[m.type] % 2 === 1 || !messageInDialect(m.type, this.dialect)) {
       this.sendError(tag, new FsError("EOPNOTSUPP", `${m.type} is not a request of ${this.dialect}`));
@@ -277,24 +297,43 @@ export class Connection {
       this.stream.pause();
     }
     result.then(
-      (r) => { if (this.finish(tag, entry)) this.reply(r); },
-      (e) => { if (this.finish(tag, entry)) this.sendError(tag, e); },
+      (r) => { if (this.finish(tag, entry)) this.reply(r); this.flushed(entry); },
+      (e) => {
+        // Cancelled by a Tflush: Rflush alone says it never happened.
+        if (this.finish(tag, entry) && !(entry.flushers && isCancellation(e))) this.sendError(tag, e);
+        this.flushed(entry);
+      },
     );
   }
 
-  /** Retire a tag; false when it was flushed (then it is never answered). */
+  /** Retire a tag; false when the session ended (then it is never answered). */
   private finish(tag: number, entry: Req) {
     if (this.inflight.get(tag) === entry) this.inflight.delete(tag);
     if (this.pausedForPending) this.maybeResume();
     return !entry.flushed && !this.closed;
   }
 
-  private flush(oldtag: number) {
-    const p = this.inflight.get(oldtag);
-    if (!p) return;
-    this.inflight.delete(oldtag);
-    p.abort();
-    if (this.pausedForPending) this.maybeResume();
+  /** After a flushed request's own reply (or none), answer its Tflushes in order. */
+  private flushed(entry: Req) {
+    const tags = entry.flushers;
+    if (!tags) return;
+    entry.flushers = null;
+    for (const t of tags) this.pendingFlush.delete(t);
+    if (entry.flushed || this.closed) return;
+    for (const t of tags) this.reply({ type: "Rflush", tag: t });
+  }
+
+  /**
+   * Tflush, as plan9port lib9p: Rflush at once when oldtag is not
+   * outstanding; otherwise cancel the request and answer the Tflush when it
+   * settles — after its reply if it could not be cancelled, alone if it was.
+   * Several Tflushes of one tag (or of a waiting Tflush) queue behind it.
+   */
+  private flush(tag: number, oldtag: number) {
+    const p = this.inflight.get(oldtag) ?? this.pendingFlush.get(oldtag);
+    if (!p || p.flushed) { this.reply({ type: "Rflush", tag }); return; }
+    this.pendingFlush.set(tag, p);
+    p.cancel(tag);
   }
 
   private version(m: Msg): Msg {
@@ -319,6 +358,7 @@ export class Connection {
   private resetSession() {
     for (const p of this.inflight.values()) p.abort();
     this.inflight.clear();
+    this.pendingFlush.clear();
     for (const f of this.fids.values()) this.release(f);
     this.fids.clear();
   }
