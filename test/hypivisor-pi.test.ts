@@ -5,6 +5,7 @@
 // Pi-DE's path /ws/agent/<session id> reaches it.
 
 import t from "tap";
+import { underCI } from "./helpers/kit.js";
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, realpathSync } from "node:fs";
 import os from "node:os";
@@ -19,7 +20,13 @@ const FAUX = path.join(ROOT, "test", "fixtures", "faux-provider.ts");
 const HYPI = path.join(ROOT, "test", "fixtures", "hypi-socket.ts");
 const TOKEN = "pi+9-token";
 
-t.test("pi with a pi-socket-like extension registers with pi9 and is driven through its window", { skip: !existsSync(PI_CLI) && "pi is not installed" }, async (t) => {
+// Under CI a missing pi is a failure (the test below it fails), never a skip.
+const piMissing = !existsSync(PI_CLI) && !underCI() && "pi is not installed";
+t.test("pi is installed where CI runs", { skip: !underCI() && "only under CI" }, async (t) => {
+  t.ok(existsSync(PI_CLI), `pi's CLI is at ${PI_CLI} (npm ci installs @mariozechner/pi-coding-agent)`);
+});
+
+t.test("pi with a pi-socket-like extension registers with pi9 and is driven through its window", { skip: piMissing }, async (t) => {
   const tmp = t.testdir({});
   const home = path.join(tmp, "home");
   const proj = path.join(home, "proj");
@@ -100,7 +107,7 @@ t.test("pi with a pi-socket-like extension registers with pi9 and is driven thro
   t.ok(gone, `the registry says so (${gone.event})`);
 });
 
-t.test("spawn_agent starts pi as a window; /ws/agent/<window id> and /<session id> speak pi-socket's protocol for it", { skip: !existsSync(PI_CLI) && "pi is not installed" }, async (t) => {
+t.test("spawn_agent starts pi as a window; /ws/agent/<window id> and /<session id> speak pi-socket's protocol for it", { skip: piMissing }, async (t) => {
   const base = t.testdir({});
   const home = path.join(base, "home");
   mkdirSync(home);
