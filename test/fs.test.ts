@@ -22,7 +22,7 @@ async function open(n: Node | undefined, f: OpenFlags = RW): Promise<Handle> {
 async function readAll(h: Handle, count = 8192) {
   const out: Buffer[] = [];
   for (let off = 0; ; ) {
-    const b = await h.read({ offset: off, count, msize: 8192 + 24, signal: sig() });
+    const b = await h.read({ offset: off, count, signal: sig() });
     if (!b.length) break;
     out.push(Buffer.from(b)); off += b.length;
     if (out.length > 10000) throw new Error("unbounded read");
@@ -129,32 +129,15 @@ t.test("closing a broadcast fails pending and later reads", async (t) => {
   t.throws(() => b.subscribe().read(1, sig()), { message: "window deleted" }, "a later open fails too");
 });
 
-t.test("follow-up rule: continuation of a short read gets 0, other reads block", async (t) => {
+t.test("a stream reader never answers 0 itself: every read waits for a line (the 0 rule is the wire's)", async (t) => {
   const b = new Broadcast();
   const r = new StreamReader(b.subscribe());
-  const msize = 131072;
   b.publish("hello");
-  const first = await r.read({ offset: 0, count: 65536, msize, signal: sig() });
-  t.equal(first.toString(), "hello\n");
-  const follow = await r.read({ offset: 6, count: 65530, msize, signal: sig() });
-  t.equal(follow.length, 0, "the kernel's follow-up Tread inside one read(2) gets 0");
-  const next = r.read({ offset: 6, count: 65536, msize, signal: sig() });
-  t.ok(next instanceof Promise, "the next read(2) blocks");
+  t.equal((await r.read({ offset: 0, count: 65536, signal: sig() })).toString(), "hello\n");
+  const next = r.read({ offset: 6, count: 65530, signal: sig() });
+  t.ok(next instanceof Promise, "even a read that continues the last one blocks here");
   b.publish("again");
   t.equal((await next).toString(), "again\n");
-  // A reader with a buffer >= msize: the follow-up repeats count = msize - 24.
-  const full = msize - 24;
-  b.publish("x");
-  t.equal((await r.read({ offset: 12, count: full, msize, signal: sig() })).toString(), "x\n");
-  t.equal((await r.read({ offset: 14, count: full, msize, signal: sig() })).length, 0);
-  // plan9port-style readers (msize 8192, count msize-24 every time) are never answered 0.
-  const p9 = new StreamReader(b.subscribe());
-  b.publish("a");
-  t.equal((await p9.read({ offset: 0, count: 8168, msize: 8192, signal: sig() })).toString(), "a\n");
-  const blocked = p9.read({ offset: 2, count: 8168, msize: 8192, signal: sig() });
-  t.ok(blocked instanceof Promise, "a one-Tread-per-read client blocks instead of seeing EOF");
-  b.publish("b");
-  t.equal((await blocked).toString(), "b\n");
 });
 
 t.test("ctl files check every line before running any", async (t) => {
@@ -190,7 +173,7 @@ t.test("xenith: new, index, ctl, body, tag, focus, log and del", async (t) => {
   t.equal(await readAll(n1), "1\n", "reading new without a write makes a window");
   const n2 = await open(root.lookup("new"));
   await write(n2, "window notes\n");
-  t.equal((await n2.read({ offset: 13, count: 100, msize: 8216, signal: sig() })).toString(), "2\n",
+  t.equal((await n2.read({ offset: 13, count: 100, signal: sig() })).toString(), "2\n",
     "the result is read from the same open file whatever the offset");
   await t.rejects(write(await open(root.lookup("new")), "frobnicate\n"), { message: /new: unknown request: frobnicate/ });
   await t.rejects(write(await open(root.lookup("new")), "window has space\n"), { message: /no white space/ });
@@ -240,30 +223,29 @@ t.test("xenith: new, index, ctl, body, tag, focus, log and del", async (t) => {
   const ev = await open(root.lookup("event"));
   const reader = await open(root.lookup("event"), RO);
   await write(ev, "hello from a script\n");
-  t.equal((await reader.read({ offset: 0, count: 4096, msize: 8216, signal: sig() })).toString(), "hello from a script\n");
+  t.equal((await reader.read({ offset: 0, count: 4096, signal: sig() })).toString(), "hello from a script\n");
   reader.close();
 });
 
 t.test("a read that seeks back into the last reply re-reads from there (bash's read builtin)", async (t) => {
   const b = new Broadcast();
   const r = new StreamReader(b.subscribe());
-  const msize = 131096;
   b.publish("prompt hello"); b.publish("prompt second");
   // bash reads 128 bytes, uses the first line, then lseeks back to its end.
-  const first = await r.read({ offset: 0, count: 128, msize, signal: sig() });
+  const first = await r.read({ offset: 0, count: 128, signal: sig() });
   t.equal(first.toString(), "prompt hello\nprompt second\n");
-  t.equal((await r.read({ offset: 27, count: 101, msize, signal: sig() })).length, 0, "the kernel's follow-up still gets 0");
-  const again = await r.read({ offset: 13, count: 128, msize, signal: sig() });
+  // (The kernel's follow-up Tread at offset 27 is answered 0 by the wire: src/ninep/stream-rule.ts.)
+  const again = await r.read({ offset: 13, count: 128, signal: sig() });
   t.equal(again.toString(), "prompt second\n", "the second line is read again, not lost");
-  const next = r.read({ offset: 27, count: 128, msize, signal: sig() });
+  const next = r.read({ offset: 27, count: 128, signal: sig() });
   t.ok(next instanceof Promise, "reading at the end blocks for new events");
   b.publish("third");
   t.equal((await next).toString(), "third\n");
   // A client that reads every time at offset 0 never rewinds.
   const z = new StreamReader(b.subscribe());
   b.publish("a"); b.publish("b");
-  t.equal((await z.read({ offset: 0, count: 2, msize: 8192, signal: sig() })).toString(), "a\n");
-  t.equal((await z.read({ offset: 0, count: 2, msize: 8192, signal: sig() })).toString(), "b\n");
+  t.equal((await z.read({ offset: 0, count: 2, signal: sig() })).toString(), "a\n");
+  t.equal((await z.read({ offset: 0, count: 2, signal: sig() })).toString(), "b\n");
 });
 
 t.test("a stream that ends lets each reader read what it had not read yet, then fails", async (t) => {

@@ -15,7 +15,7 @@ const sig = () => new AbortController().signal;
 async function open(n: Node | undefined): Promise<Handle> { if (!n) throw new Error("no node"); return n.open(RW, ctx); }
 async function read(w: Window, file: string) {
   const h = await open(w.dir.lookup(file));
-  const b = await h.read({ offset: 0, count: 1 << 20, msize: 8216, signal: sig() });
+  const b = await h.read({ offset: 0, count: 1 << 20, signal: sig() });
   return b.toString();
 }
 async function write(w: Window, file: string, s: string) {
@@ -165,7 +165,7 @@ t.test("a 100 MiB body stays usable and memory stays near its size", async (t) =
   t.equal(w.text.size, 100 << 20);
   const h = await open(w.dir.lookup("body"));
   for (const off of [0, 12345, 50 << 20, (100 << 20) - 10]) {
-    const b = await h.read({ offset: off, count: 26, msize: 65560, signal: sig() });
+    const b = await h.read({ offset: off, count: 26, signal: sig() });
     const want = Buffer.alloc(Math.min(26, (100 << 20) - off));
     for (let i = 0; i < want.length; i++) want[i] = 97 + (((off + i) % (1 << 20)) % 26);
     t.same(b, want, `read at ${off}`);
@@ -209,7 +209,7 @@ t.test("edit: one transaction per write, output of p and = read back from the sa
   t.equal(w.text.toString(), "one\nTWO\nthree!\n", "one transaction: nothing of a failed edit is applied");
   const h2 = await open(w.dir.lookup("edit"));
   await h2.write({ offset: 0, data: Buffer.from("2p\n/thre/=\n"), signal: sig() });
-  const out = (await h2.read({ offset: 0, count: 4096, msize: 8216, signal: sig() })).toString();
+  const out = (await h2.read({ offset: 0, count: 4096, signal: sig() })).toString();
   t.match(out, /^TWO\n/);
   t.match(out, /3/);
   await t.rejects(async () => h2.write({ offset: 0, data: Buffer.from("x/a/ q\n"), signal: sig() }), { message: /^edit: / });
@@ -231,8 +231,8 @@ t.test("addr and data: acme's addressing pair", async (t) => {
   await write(w, "addr", "2");
   t.equal(await read(w, "addr"), "6 11\n", "line 2, in bytes");
   const d = await open(w.dir.lookup("data"));
-  t.equal((await d.read({ offset: 0, count: 3, msize: 8216, signal: sig() })).toString(), "bet", "data reads from addr");
-  t.equal((await d.read({ offset: 3, count: 100, msize: 8216, signal: sig() })).toString(), "a\ngamma\n", "and advances it");
+  t.equal((await d.read({ offset: 0, count: 3, signal: sig() })).toString(), "bet", "data reads from addr");
+  t.equal((await d.read({ offset: 3, count: 100, signal: sig() })).toString(), "a\ngamma\n", "and advances it");
   await write(w, "addr", "/gamma/");
   await d.write({ offset: 0, data: Buffer.from("GAMMA"), signal: sig() });
   t.equal(w.text.toString(), "alpha\nbeta\nGAMMA\n");

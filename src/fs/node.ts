@@ -15,8 +15,6 @@ export interface OpenFlags { read: boolean; write: boolean; truncate: boolean; a
 export interface ReadReq {
   offset: number;
   count: number;
-  /** Negotiated msize of the connection (some stream heuristics need it). */
-  msize: number;
   /** Aborted when the request is flushed or the connection goes away. */
   signal: AbortSignal;
 }
@@ -60,6 +58,12 @@ export abstract class Node {
   /** Set when the node has been removed from the tree. */
   removed = false;
   abstract readonly isDir: boolean;
+  /**
+   * A stream: reads block until whole lines are ready and offsets do not
+   * position the data (event files, inbox). The wire layer then applies the
+   * rule of when a read is answered with 0 at once, which is about clients.
+   */
+  readonly isStream: boolean = false;
   constructor(public name: string, public perm: number) {}
 
   size(): number { return 0; }

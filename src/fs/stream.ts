@@ -7,14 +7,9 @@
 // number of readers; a reader that falls more than the limit behind loses
 // the oldest lines and reads `lost <n>` in their place.
 //
-// The follow-up rule (DESIGN.md 2.2): the Linux kernel client keeps issuing
-// Treads inside one read(2) until its buffer is full or a Tread returns 0,
-// while plan9port, 9pfuse, diod's tools and pi9's own client take any 0 as
-// end of file. So after a reply of 0 < n < count bytes, the next Tread on
-// the same open is answered with 0 at once when it continues that read
-// (offset = previous offset + n and a smaller count), or when it repeats a
-// count of msize-24 on a connection with msize > 8216 (a kernel reader with
-// a buffer of at least msize); every other read blocks.
+// A stream file says so (Node.stream); when a Tread that continues the
+// previous one is answered with 0 at once is the wire's business, decided in
+// src/ninep/stream-rule.ts (DESIGN.md 2.2), so this file never sees msize.
 
 import { errs, FsError } from "./errors.js";
 import { Ctx, Handle, Node, OpenFlags, ReadReq } from "./node.js";
@@ -23,7 +18,6 @@ const EMPTY = Buffer.alloc(0);
 export const STREAM_QUEUE_BYTES = 1 << 20;
 /** Lines a reader may fall behind (with the default byte limit). */
 export const STREAM_QUEUE_LINES = 65536;
-const IOHDRSZ = 24;
 
 /** Escape an event payload so it never spans lines: `\` → `\\`, newline → `\n`. */
 export function escapeEvent(s: string): string {
@@ -244,9 +238,8 @@ export class Broadcast {
   }
 }
 
-/** The read side of one open stream, with the follow-up rule. */
+/** The read side of one open stream. */
 export class StreamReader {
-  private last: { offset: number; count: number; n: number } | null = null;
   /** Bytes this open has taken from the stream so far (its logical file position). */
   private pos = 0;
   /** The bytes of the last reply taken from the stream, which end at pos. */
@@ -263,22 +256,10 @@ export class StreamReader {
     const heldStart = this.pos - this.held.length;
     if (r.offset > 0 && r.offset < this.pos && r.offset >= heldStart) {
       const b = this.held.subarray(r.offset - heldStart, r.offset - heldStart + r.count);
-      this.last = { offset: r.offset, count: r.count, n: b.length };
       return b;
     }
-    const last = this.last;
-    if (last && last.n > 0 && last.n < last.count) {
-      const continues = r.offset === last.offset + last.n && r.count < last.count;
-      const kernelFull = r.count === last.count && r.count === r.msize - IOHDRSZ && r.msize > 8216;
-      if (continues || kernelFull) {
-        this.last = { offset: r.offset, count: r.count, n: 0 };
-        return EMPTY;
-      }
-    }
-    this.last = null;
     const got = this.cursor.read(r.count, r.signal);
     const note = (b: Buffer) => {
-      this.last = { offset: r.offset, count: r.count, n: b.length };
       this.held = b;
       this.pos += b.length;
       return b;
@@ -291,6 +272,7 @@ export class StreamReader {
 /** A stream file: every open reads the broadcast from the moment of opening. */
 export class StreamFile extends Node {
   readonly isDir = false;
+  override readonly isStream = true;
   constructor(name: string, private stream: () => Broadcast,
     private onWrite?: (text: string, ctx: Ctx) => void) {
     super(name, onWrite ? 0o644 : 0o444);

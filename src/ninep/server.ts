@@ -15,6 +15,7 @@ import {
   P9_SETATTR_SIZE, P9_SETATTR_UID, QTAPPEND, QTAUTH, QTDIR, QTFILE, S_IFDIR, S_IFREG,
 } from "./constants.js";
 import { FrameBuffer } from "./frames.js";
+import { StreamReadRule } from "./stream-rule.js";
 import { Logger, nullLogger } from "../lib/log.js";
 import { tokenMatches } from "../lib/token.js";
 
@@ -44,6 +45,8 @@ interface Fid {
   rclose: boolean;
   dirSnap: { entries: Buffer[]; offsets: number[] } | null; // 9P2000 directory read state
   ldirSnap: Node[] | null; // .L readdir snapshot
+  /** The read history of an open stream file (stream-rule.ts). */
+  streamRule: StreamReadRule | null;
   auth: { data: string } | null;
   num: number;
 }
@@ -389,11 +392,11 @@ export class Connection {
     return f;
   }
 
-  private newFid(n: number, f: Omit<Fid, "handle" | "flags" | "rclose" | "dirSnap" | "ldirSnap" | "auth" | "num"> & Partial<Fid>) {
+  private newFid(n: number, f: Omit<Fid, "handle" | "flags" | "rclose" | "dirSnap" | "ldirSnap" | "auth" | "num" | "streamRule"> & Partial<Fid>) {
     if (n === NOFID) throw new FsError("EBADF", "fid NOFID cannot be used");
     if (this.fids.has(n)) throw new FsError("EBADF", `fid ${n} is already in use`);
     if (this.fids.size >= this.server.opts.maxFids) throw new FsError("EMFILE", `too many fids on this connection (limit ${this.server.opts.maxFids})`);
-    const fid: Fid = { handle: null, flags: null, rclose: false, dirSnap: null, ldirSnap: null, auth: null, ...f, num: n };
+    const fid: Fid = { handle: null, flags: null, rclose: false, dirSnap: null, ldirSnap: null, auth: null, streamRule: null, ...f, num: n };
     this.fids.set(n, fid);
     return fid;
   }
@@ -561,7 +564,7 @@ export class Connection {
     const type = this.dialect === "9P2000.L" ? "Rlopen" : "Ropen";
     const done = (h: Handle): Msg => {
       if (this.closed || this.fids.get(f.num) !== f) { h.close(); throw new FsError("EBADF", "fid was clunked during open"); }
-      f.handle = h; f.flags = flags; f.rclose = !!rclose;
+      f.handle = h; f.flags = flags; f.rclose = !!rclose; f.streamRule = f.node.isStream ? new StreamReadRule() : null;
       return { type, tag, qid: qidOf(f.node.attr()), iounit: this.iounit() };
     };
     if (flags.truncate && !f.node.isDir) f.node.truncate(0, f.ctx);
@@ -581,7 +584,7 @@ export class Connection {
     const n = d.create(m.name, perm, isDir, flags, f.ctx);
     f.node = n;
     const type = linux ? "Rlcreate" : "Rcreate";
-    const done = (h: Handle): Msg => { f.handle = h; f.flags = flags; f.rclose = !linux && !!(m.mode & ORCLOSE); return { type, tag: m.tag, qid: qidOf(n.attr()), iounit: this.iounit() }; };
+    const done = (h: Handle): Msg => { f.handle = h; f.flags = flags; f.streamRule = n.isStream ? new StreamReadRule() : null; f.rclose = !linux && !!(m.mode & ORCLOSE); return { type, tag: m.tag, qid: qidOf(n.attr()), iounit: this.iounit() }; };
     const h = n.open(flags, f.ctx);
     return h instanceof Promise ? h.then(done) : done(h);
   }
@@ -596,10 +599,21 @@ export class Connection {
       if (this.dialect === "9P2000.L") throw new FsError("EOPNOTSUPP", "use Treaddir on 9P2000.L");
       return { type: "Rread", tag: m.tag, data: this.dirRead(f, m.offset, count) };
     }
-    req.offset = m.offset; req.count = count; req.msize = this.msize;
-    const r = f.handle.read(req);
-    if (r instanceof Promise) return r.then((data) => ({ type: "Rread", tag: m.tag, data: data.length > count ? data.subarray(0, count) : data }));
-    return { type: "Rread", tag: m.tag, data: r.length > count ? r.subarray(0, count) : r };
+    const rule = f.streamRule;
+    if (rule?.continues(m.offset, count, this.msize)) {
+      rule.answered(m.offset, count, 0);
+      return { type: "Rread", tag: m.tag, data: EMPTY };
+    }
+    req.offset = m.offset; req.count = count;
+    const done = (data: Buffer): Msg => {
+      const d = data.length > count ? data.subarray(0, count) : data;
+      rule?.answered(m.offset, count, d.length);
+      return { type: "Rread", tag: m.tag, data: d };
+    };
+    let r: Buffer | Promise<Buffer>;
+    try { r = f.handle.read(req); } catch (e) { rule?.forget(); throw e; }
+    if (r instanceof Promise) return r.then(done, (e) => { rule?.forget(); throw e; });
+    return done(r);
   }
 
   private dirRead(f: Fid, offset: number, count: number): Buffer {
