@@ -1,3 +1,7 @@
+// One piece on purpose (about 540 lines): the child process, its line
+// framing and the RPC command/response matching share the child's lifetime
+// (a command pending when the child dies must fail, a stop must wait for it).
+//
 // A pi agent that pi9 runs itself: `pi --mode rpc` as a child process in the
 // agent's folder, spoken to in JSON lines on its stdin and stdout (pi's
 // docs/rpc.md). Commands carry an id and wait for the response with that id;

@@ -1,3 +1,7 @@
+// One piece on purpose (about 800 lines): parser, address evaluation and
+// commands share one transaction state (dot, the pending change list and the
+// step budget); split, each part would need all of it.
+//
 // The sam command language (sam(1), "A Tutorial for the Sam Command
 // Language"), as Xenith applies it to a window body through `edit`, ctl lines
 // and the addr file. A pure library: text in, changes out.

@@ -1,3 +1,7 @@
+// One piece on purpose (about 850 lines): the parser, the compiler to a
+// program and the Pike-VM that runs it share one instruction set; split, its
+// definition would have to be exported and kept in step across files.
+//
 // Plan 9 regular expressions (regexp(7)) for the sam edit language.
 //
 // Syntax, exactly regexp(7) plus sam's \n:
