@@ -15,12 +15,12 @@ import {
   P9_SETATTR_SIZE, P9_SETATTR_UID, QTAPPEND, QTAUTH, QTDIR, QTFILE, S_IFDIR, S_IFREG,
 } from "./constants.js";
 import { FrameBuffer } from "./frames.js";
+import { getattrOf, numericIds, PI9_FSTYPE, qidOf, statfsOf, statOf } from "./attrs.js";
 import { StreamReadRule } from "./stream-rule.js";
 import { Logger, nullLogger } from "../lib/log.js";
 import { tokenMatches } from "../lib/token.js";
 
-/** Filesystem type reported by Rstatfs: unknown to coreutils, so `tail -f` polls. */
-export const PI9_FSTYPE = 0x70693921; // "pi9!"
+export { PI9_FSTYPE };
 
 export interface ServerOptions {
   root: Dir;
@@ -111,14 +111,6 @@ class Req {
 /** The error a wait rejects with when its signal is aborted (errs.flushed()). */
 function isCancellation(e: unknown): boolean {
   return e instanceof FsError && e.code === "ECANCELED";
-}
-
-function qidOf(a: Attr): Qid {
-  return { type: a.isDir ? QTDIR : a.append ? QTAPPEND : QTFILE, version: a.version, path: a.qpath };
-}
-
-function numericIds() {
-  return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
 }
 
 /** Split an attach name into its token (`token=<t>` prefix) and subtree path. */
@@ -438,7 +430,7 @@ export class Connection {
       case "Tsetattr": return this.setattr(m);
       case "Tstatfs":
         this.fid(m.fid);
-        return { type: "Rstatfs", tag, fstype: PI9_FSTYPE, bsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, fsid: 0, namelen: 255 };
+        return { type: "Rstatfs", tag, ...statfsOf() };
       case "Txattrwalk":
         this.fid(m.fid);
         throw new FsError("ENODATA", `no extended attribute ${m.name}`);
@@ -681,20 +673,6 @@ export class Connection {
     return r instanceof Promise ? r.then(check) : check(r);
   }
 
-  private stat(n: Node, f: Fid): Stat {
-    const a = n.attr();
-    const ids = numericIds();
-    let mode = a.perm & 0o777;
-    if (a.isDir) mode |= DMDIR;
-    if (a.append) mode |= DMAPPEND;
-    const st: Stat = {
-      type: 0, dev: 0, qid: qidOf(a), mode, atime: Math.floor(a.atime / 1000), mtime: Math.floor(a.mtime / 1000),
-      length: a.isDir ? 0 : a.size, name: n === f.root && !n.parent ? "/" : n.name, uid: a.uid, gid: a.gid, muid: a.uid,
-    };
-    if (this.dialect === "9P2000.u") { st.extension = ""; st.n_uid = ids.uid; st.n_gid = ids.gid; st.n_muid = ids.uid; }
-    return st;
-  }
-
   private wstat(m: Msg): Msg {
     const f = this.fid(m.fid);
     const st: Stat = m.stat;
@@ -715,16 +693,12 @@ export class Connection {
 
   private getattr(m: Msg): Msg {
     const f = this.fid(m.fid);
-    const a = f.node.attr();
-    const ids = numericIds();
-    const sec = (ms: number) => Math.floor(ms / 1000), nsec = (ms: number) => Math.floor((ms % 1000) * 1e6);
-    return {
-      type: "Rgetattr", tag: m.tag, valid: P9_GETATTR_BASIC, qid: qidOf(a),
-      mode: (a.isDir ? S_IFDIR : S_IFREG) | (a.perm & 0o777), uid: ids.uid, gid: ids.gid, nlink: a.isDir ? 2 : 1,
-      rdev: 0, size: a.isDir ? 0 : a.size, blksize: 4096, blocks: Math.ceil(a.size / 512),
-      atime_sec: sec(a.atime), atime_nsec: nsec(a.atime), mtime_sec: sec(a.mtime), mtime_nsec: nsec(a.mtime),
-      ctime_sec: sec(a.ctime), ctime_nsec: nsec(a.ctime), btime_sec: 0, btime_nsec: 0, gen: 0, data_version: 0,
-    };
+    return { type: "Rgetattr", tag: m.tag, ...getattrOf(f.node.attr()) };
+  }
+
+  /** The stat of n as seen through f: the attach root of the whole tree is named "/". */
+  private stat(n: Node, f: Fid): Stat {
+    return statOf(n.attr(), n === f.root && !n.parent ? "/" : n.name, this.dialect ?? "9P2000");
   }
 
   private setattr(m: Msg): Msg {
