@@ -11,15 +11,19 @@ waitfor() { n=$1; shift; i=0; while [ $i -lt $n ]; do if "$@"; then return 0; fi
 exec 3<>new; echo 'agent name=echoer' >&3; read id <&3; exec 3<&-
 echo "== index"
 cat index
-cat $id/event > /tmp/ev &
+# Each reader marks that its file is open (the redirection is made before
+# the group runs), and the prompts wait for both marks: no sleep.
+{ : > /tmp/ev-open; exec cat; } < $id/event > /tmp/ev &
 evpid=$!
-while read -r verb text; do
-  echo "status working" >> $id/event
-  echo "$verb: $text" >> $id/body
-  echo "status idle" >> $id/event
-done < $id/inbox &
+{ : > /tmp/inbox-open
+  while read -r verb text; do
+    echo "status working" >> $id/event
+    echo "$verb: $text" >> $id/body
+    echo "status idle" >> $id/event
+  done; } < $id/inbox &
 loop=$!
-sleep 0.3
+waitfor 100 test -e /tmp/ev-open || echo "event was never opened"
+waitfor 100 test -e /tmp/inbox-open || echo "inbox was never opened"
 echo 'prompt hello' > $id/ctl
 echo 'steer go left' > $id/ctl
 echo 'followup and then?' > $id/ctl
