@@ -241,6 +241,7 @@ t.test("a pi-socket agent as a window: history, events, prompts, abort, messages
   t.ok(pages.length >= 2 && pages.every((p) => p.type === "fetch_history"), `asked with fetch_history, ${pages.length} pages`);
 
   await t.rejects(c.writeFile(`${id}/ctl`, "steer go left\n"), "steer is refused: pi-socket has no steering");
+  t.match(await wev.take(/^error steer: /), /^error steer: pi-socket agents take no steering messages/, "the refused steer is an error event line");
   t.notOk(dbl.got.some(([, x]) => x.includes("go left")), "and nothing reached the agent");
 
   await t.test("/ws/agent/<id> relays to the agent's own socket", async (t) => {

@@ -222,15 +222,18 @@ export class AgentWindow {
     // A refused command is also an `error` line on the window's event stream:
     // a shell over the Linux client sees only an errno (EIO on 6.12), the
     // stream has the agent's own words.
+    // The wrapping is a property: a handler a backend installs later
+    // (pi-socket's `steer`) is wrapped too, whatever the order.
     for (const verb of ["prompt", "steer", "followup", "abort", "model", "compact", "new", "kill"]) {
-      const f = c[verb];
-      c[verb] = async (a, ctx) => {
+      let f = c[verb];
+      const wrapped: typeof f = async (a, ctx) => {
         try { await f(a, ctx); } catch (e) {
           const m = (e as Error).message;
           w.events.publish(`error ${escapeEvent(m.startsWith(`${verb}:`) ? m : `${verb}: ${m}`)}`);
           throw e;
         }
       };
+      Object.defineProperty(c, verb, { configurable: true, enumerable: true, get: () => wrapped, set: (g: typeof f) => { f = g; } });
     }
     w.stop = async () => { if (this.backend.kill && w.status !== "exited") await this.backend.kill(); };
     w.dir.add(new AsyncTextFile("tools", async () => {
