@@ -23,7 +23,6 @@
 //     goes offline), where hypivisor removes "active ghosts" by last_seen.
 
 import { mkdir, readdir, realpath, stat } from "node:fs/promises";
-import type http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import WebSocket from "ws";

@@ -5,14 +5,14 @@
 // Rflush), and frees everything when the client goes away.
 
 import type { Duplex } from "node:stream";
-import { Attr, Ctx, Dir, Handle, Node, OpenFlags } from "../fs/node.js";
+import { Ctx, Dir, Handle, Node, OpenFlags } from "../fs/node.js";
 import { FsError } from "../fs/errors.js";
 import { decode, DecodeError, encode, encodeStat, Msg, messageInDialect, Qid, rreadHeader, Stat, statLen, typeName, writeDirent, direntLen } from "./codec.js";
 import {
-  Dialect, DMAPPEND, DMDIR, E, IOHDRSZ, L_O_ACCMODE, L_O_APPEND, L_O_TRUNC, MAX_MSIZE, MAXWELEM, MIN_MSIZE, MT, NOFID,
-  OAPPEND, OEXEC, ORCLOSE, ORDWR, OTRUNC, OWRITE, P9_GETATTR_BASIC, P9_LOCK_SUCCESS, P9_LOCK_TYPE_UNLCK,
+  Dialect, DMDIR, E, IOHDRSZ, L_O_ACCMODE, L_O_APPEND, L_O_TRUNC, MAX_MSIZE, MAXWELEM, MIN_MSIZE, MT, NOFID,
+  OAPPEND, OEXEC, ORCLOSE, ORDWR, OTRUNC, OWRITE, P9_LOCK_SUCCESS, P9_LOCK_TYPE_UNLCK,
   P9_SETATTR_ATIME, P9_SETATTR_ATIME_SET, P9_SETATTR_GID, P9_SETATTR_MODE, P9_SETATTR_MTIME, P9_SETATTR_MTIME_SET,
-  P9_SETATTR_SIZE, P9_SETATTR_UID, QTAPPEND, QTAUTH, QTDIR, QTFILE, S_IFDIR, S_IFREG,
+  P9_SETATTR_SIZE, P9_SETATTR_UID, QTAUTH,
 } from "./constants.js";
 import { FrameBuffer } from "./frames.js";
 import { getattrOf, numericIds, PI9_FSTYPE, qidOf, statfsOf, statOf } from "./attrs.js";
@@ -88,7 +88,6 @@ class Req {
   flushers: number[] | null = null;
   offset = 0;
   count = 0;
-  msize = 0;
   data: Buffer = EMPTY;
   private ac: AbortController | null = null;
   get signal(): AbortSignal {
