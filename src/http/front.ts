@@ -52,8 +52,6 @@ export interface Route {
   check?: (req: http.IncomingMessage, rest: string) => void;
   /** Largest message on this route's WebSockets (default HTTP_LIMITS.wsMaxPayload). */
   wsMaxPayload?: number;
-  /** Answer without a token (never used by pi9's own routes today). */
-  public?: boolean;
 }
 
 export interface FrontOptions {
@@ -149,9 +147,6 @@ export class HttpFront {
     this.routes.sort((a, b) => b.path.length - a.path.length || Number(!!a.prefix) - Number(!!b.prefix));
   }
 
-  /** Every WebSocket open on any route (for heartbeats and shutdown). */
-  *clients(): Iterable<WebSocket> { for (const w of this.wss.values()) yield* w.clients; }
-
   private match(url: string): { route: Route; rest: string } | null {
     const p = url.split("?")[0];
     for (const r of this.routes) {
@@ -160,8 +155,8 @@ export class HttpFront {
     return null;
   }
 
-  private authorized(req: http.IncomingMessage, r: Route | undefined): boolean {
-    if (r?.public || !this.opts.token) return true;
+  private authorized(req: http.IncomingMessage): boolean {
+    if (!this.opts.token) return true;
     return tokenMatches(requestToken(req), this.opts.token);
   }
 
@@ -193,7 +188,7 @@ export class HttpFront {
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse) {
     const m = this.match(req.url ?? "/");
-    if (!this.authorized(req, m?.route)) return sendError(res, 401, "Unauthorized");
+    if (!this.authorized(req)) return sendError(res, 401, "Unauthorized");
     if (!m) return sendError(res, 404, "Not Found");
     const { route, rest } = m;
     if (!route.http) {
@@ -214,7 +209,7 @@ export class HttpFront {
   private onUpgrade(req: http.IncomingMessage, sock: Duplex, head: Buffer) {
     sock.on("error", () => {});
     const m = this.match(req.url ?? "/");
-    if (!this.authorized(req, m?.route)) { this.log.debug(`http: 401 for ${(req.url ?? "/").split("?")[0]}`); return refuseUpgrade(sock, 401, "Unauthorized"); }
+    if (!this.authorized(req)) { this.log.debug(`http: 401 for ${(req.url ?? "/").split("?")[0]}`); return refuseUpgrade(sock, 401, "Unauthorized"); }
     if (!m || !m.route.ws) return refuseUpgrade(sock, 404, "Not Found");
     const { route, rest } = m;
     try { route.check?.(req, rest); } catch (e) {
